@@ -1,0 +1,147 @@
+"""Box coordinates: the canonical frame versus the frame a model reads and writes.
+
+Every stored box is in the canonical frame: absolute float pixels of the stored image, x1 y1 x2 y2
+(`triune_data.schema.BOX_FRAME`). Models use other frames:
+
+=============  ============================================================  =========================
+frame          meaning                                                       used by
+=============  ============================================================  =========================
+``pixel``      absolute pixels of the MODEL INPUT image (after resizing)     Qwen2.5-VL
+``norm1000``   0–1000 relative to the image                                  Qwen2-VL, Qwen3-VL, Orsta
+``norm1``      0–1 relative to the image                                     many grounding datasets
+=============  ============================================================  =========================
+
+Sizes are (width, height). Without a model input size the model input is the stored image, so
+``pixel`` is the identity. Conversion is in float and never rounds: V-Triune truncated normalised
+boxes with ``int()``, which cost about one unit per side and made τ = 0.99 stricter than intended
+(vtriune.md §3.4).
+
+`smart_resize` reproduces Qwen2-VL/Qwen2.5-VL's resize rule, so callers can compute the model input
+size the processor will produce (`resized_size` gives it as (width, height)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, TypeAlias, get_args
+
+import numpy as np
+
+Frame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
+FRAMES: tuple[str, ...] = get_args(Frame)
+
+Size: TypeAlias = tuple[float, float]
+
+
+def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 4), dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {arr.shape}")
+    return arr
+
+
+def _check_size(size: Size, name: str) -> tuple[float, float]:
+    w, h = (float(v) for v in size)
+    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        raise ValueError(f"{name} must be a positive (width, height), got {tuple(size)!r}")
+    return w, h
+
+
+def _frame_extent(frame: Frame, image_size: Size, model_input_size: Size | None) -> tuple[float, float]:
+    """The (width, height) that spans the image in `frame` units."""
+    if frame == "norm1000":
+        return 1000.0, 1000.0
+    if frame == "norm1":
+        return 1.0, 1.0
+    if frame == "pixel":
+        return _check_size(
+            model_input_size if model_input_size is not None else image_size, "model_input_size"
+        )
+    raise ValueError(f"unknown coordinate frame {frame!r} (known: {', '.join(FRAMES)})")
+
+
+def to_canonical(
+    boxes: np.ndarray | Sequence[Sequence[float]],
+    frame: Frame,
+    *,
+    image_size: Size,
+    model_input_size: Size | None = None,
+) -> np.ndarray:
+    """Convert (N, 4) xyxy boxes from `frame` to stored-image pixels (float64, never rounded).
+
+    >>> to_canonical([[0, 0, 500, 1000]], "norm1000", image_size=(640, 480)).tolist()
+    [[0.0, 0.0, 320.0, 480.0]]
+    """
+    arr = _as_boxes(boxes)
+    img_w, img_h = _check_size(image_size, "image_size")
+    ext_w, ext_h = _frame_extent(frame, image_size, model_input_size)
+    if (ext_w, ext_h) == (img_w, img_h):
+        return arr.copy()
+    # Multiply before dividing: exact for integer inputs whose products stay below 2**53.
+    return arr * np.array([img_w, img_h, img_w, img_h]) / np.array([ext_w, ext_h, ext_w, ext_h])
+
+
+def from_canonical(
+    boxes: np.ndarray | Sequence[Sequence[float]],
+    frame: Frame,
+    *,
+    image_size: Size,
+    model_input_size: Size | None = None,
+) -> np.ndarray:
+    """Convert (N, 4) xyxy boxes from stored-image pixels to `frame` (the inverse of `to_canonical`)."""
+    arr = _as_boxes(boxes)
+    img_w, img_h = _check_size(image_size, "image_size")
+    ext_w, ext_h = _frame_extent(frame, image_size, model_input_size)
+    if (ext_w, ext_h) == (img_w, img_h):
+        return arr.copy()
+    return arr * np.array([ext_w, ext_h, ext_w, ext_h]) / np.array([img_w, img_h, img_w, img_h])
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    *,
+    factor: int = 28,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 28 * 28 * 1280,
+) -> tuple[int, int]:
+    """Qwen2-VL/Qwen2.5-VL's resize rule; returns (height, width) like the `transformers` function.
+
+    Both sides become multiples of `factor` (patch 14 × merge 2), the area is kept within
+    [min_pixels, max_pixels] and the aspect ratio as close as possible. Python's `round` (half to
+    even) is deliberate: it is what the processor uses.
+    """
+    if min(height, width) <= 0:
+        raise ValueError(f"image sides must be positive, got {height}x{width}")
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio must be at most 200, got {max(height, width) / min(height, width)}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def resized_size(
+    image_size: Size,
+    *,
+    factor: int = 28,
+    min_pixels: int = 56 * 56,
+    max_pixels: int = 28 * 28 * 1280,
+) -> tuple[int, int]:
+    """The (width, height) a Qwen2.5-VL processor resizes a (width, height) image to."""
+    w, h = image_size
+    new_h, new_w = smart_resize(int(h), int(w), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    return new_w, new_h
+
+
+__all__ = ["FRAMES", "Frame", "from_canonical", "resized_size", "smart_resize", "to_canonical"]

@@ -1,0 +1,91 @@
+"""`triune inspect`: what is in a dataset directory, per data_source.
+
+Reads the shards' small columns only (never the image bytes) and the rejects file, and checks the
+ledger: for every source, rows read = rows kept + rows rejected, and the rows found in the shards
+equal the manifest's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from triune_data.manifest import read_manifest, read_rejects
+
+_COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
+
+
+def _scan(root: Path, files: list[dict[str, Any]]) -> pl.DataFrame:
+    frames = []
+    for f in files:
+        table = pq.read_table(root / f["path"], columns=_COLUMNS)
+        frames.append(pl.from_arrow(table))
+    if not frames:
+        return pl.DataFrame()
+    df = pl.concat(frames)
+    return df.with_columns(
+        verifier=pl.col("reward").struct.field("verifier"),
+        width=pl.col("image_sizes").list.first().struct.field("width"),
+        height=pl.col("image_sizes").list.first().struct.field("height"),
+        num_images=pl.col("image_sizes").list.len(),
+        num_boxes=pl.col("boxes").list.len(),
+    ).drop("reward", "image_sizes", "boxes")
+
+
+def _counts(series: pl.Series) -> dict[str, int]:
+    """Value counts, most frequent first, ties by name (stable output for --json)."""
+    vc = series.value_counts()
+    pairs = zip(vc[:, 0].to_list(), vc[:, 1].to_list(), strict=True)
+    return dict(sorted(((str(k), int(v)) for k, v in pairs), key=lambda kv: (-kv[1], kv[0])))
+
+
+def inspect_dataset(path: str | Path) -> dict[str, Any]:
+    """Per-source statistics of a finished dataset, as plain data (what `--json` prints)."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    df = _scan(root, manifest["files"])
+    rejects = pl.from_arrow(read_rejects(root))
+    sources: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, info in sorted(manifest["sources"].items()):
+        part = df.filter(pl.col("data_source") == name) if df.height else df
+        rej = rejects.filter(pl.col("data_source") == name) if rejects.height else rejects
+        rows = part.height
+        rejected = rej.height
+        entry: dict[str, Any] = {
+            "read": info["read"],
+            "kept": rows,
+            "rejected": rejected,
+            "rejected_by_reason": _counts(rej["reason"]) if rejected else {},
+            "rows_by_split": _counts(part["split"]) if rows else {},
+            "tasks": _counts(part["task"]) if rows else {},
+            "verifiers": _counts(part["verifier"]) if rows else {},
+        }
+        if rows:
+            entry["image_width"] = _summary(part["width"])
+            entry["image_height"] = _summary(part["height"])
+            entry["images_per_sample"] = _summary(part["num_images"])
+            boxes = part["num_boxes"]
+            entry["boxes"] = {"total": int(boxes.sum()), **_summary(boxes)}
+        if info["read"] != rows + rejected:
+            problems.append(f"{name}: read {info['read']} != kept {rows} + rejected {rejected}")
+        if rows != info["kept"]:
+            problems.append(f"{name}: shards hold {rows} rows, manifest says {info['kept']}")
+        sources[name] = entry
+    return {
+        "path": str(root),
+        "recipe": manifest["recipe"],
+        "schema_version": manifest["schema_version"],
+        "rows_by_split": manifest["rows_by_split"],
+        "files": len(manifest["files"]),
+        "bytes": sum(f["bytes"] for f in manifest["files"]),
+        "sources": sources,
+        "problems": problems,
+    }
+
+
+def _summary(s: pl.Series) -> dict[str, float]:
+    return {"min": float(s.min()), "median": float(s.median()), "max": float(s.max())}

@@ -1,0 +1,218 @@
+"""Draft -> Sample: load images, bring boxes to the canonical frame, validate. Runs in workers.
+
+Every check that fails gives a `Reject` with a named reason; nothing here raises for bad rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from triune_data.errors import RecipeError, VerifierError
+from triune_data.images import ImagePolicy, ImageProblem, probe
+from triune_data.schema import (
+    BOX_TASKS,
+    IMAGE_PLACEHOLDER,
+    TASK_CATEGORY,
+    Box,
+    Image,
+    ImageSize,
+    Provenance,
+    RewardSpec,
+    Sample,
+)
+from triune_data.sources.base import (
+    INVALID_BOX,
+    INVALID_TEXT,
+    MISSING_ANSWER,
+    MISSING_IMAGE_FILE,
+    Draft,
+    DraftBox,
+    Reject,
+)
+from triune_data.tasks import TASK_DEFAULTS
+from triune_data.verifiers.base import params_json
+
+PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
+BOX_OUTSIDE_IMAGE = "box_outside_image"
+INVALID_PARAMS = "invalid_verifier_params"
+UNKNOWN_TASK = "unknown_task"
+NO_IMAGE = "no_image"
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """Per-source settings the recipe adds to every draft (picklable, sent to workers)."""
+
+    adapter: str
+    data_source: str
+    split: str
+    sample_weight: float = 1.0
+    license: str | None = None
+    revision: str | None = None
+    verifier: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # recipe-level verifier params (win over the adapter's)
+    accuracy_weight: float | None = None
+    format_weight: float | None = None
+    entry_index: int = 0  # position in the recipe's `sources`, for error messages
+
+
+@dataclass(frozen=True)
+class MaterializeOptions:
+    images: ImagePolicy = field(default_factory=ImagePolicy)
+    box_tolerance_px: float = 2.0
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+
+
+def _reject(draft: Draft, reason: str, detail: str) -> Reject:
+    return Reject(reason, detail, original_id=draft.original_id, id=draft.id, file=draft.file)
+
+
+def _canonical_box(b: DraftBox, frame: str, width: int, height: int, tol: float) -> Box:
+    coords = (b.x1, b.y1, b.x2, b.y2)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in coords):
+        raise _Rejected(INVALID_BOX, f"non-finite coordinates {list(coords)!r} for {b.label!r}")
+    sx, sy = {"pixel": (1.0, 1.0), "norm1000": (width / 1000.0, height / 1000.0), "norm1": (width, height)}[
+        frame
+    ]
+    x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
+    if not (x2 > x1 and y2 > y1):
+        raise _Rejected(INVALID_BOX, f"box {list(coords)!r} for {b.label!r} has no area")
+    if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
+        raise _Rejected(BOX_OUTSIDE_IMAGE, f"box {[x1, y1, x2, y2]!r} outside {width}x{height}")
+    x1, y1 = max(x1, 0.0), max(y1, 0.0)
+    x2, y2 = min(x2, float(width)), min(y2, float(height))
+    if not b.label.strip():
+        raise _Rejected(INVALID_BOX, "box without a label")
+    return Box(label=b.label, x1=float(x1), y1=float(y1), x2=float(x2), y2=float(y2))
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else round(v, 2)
+
+
+def boxes_answer(boxes: list[Box]) -> str:
+    """Qwen-style answer text for boxes in the canonical frame (what an SFT target would be)."""
+    items = [{"bbox_2d": [_num(b.x1), _num(b.y1), _num(b.x2), _num(b.y2)], "label": b.label} for b in boxes]
+    return json.dumps(items, ensure_ascii=False)
+
+
+def _check_text(draft: Draft) -> None:
+    texts = [draft.id, draft.answer, draft.ground_truth, draft.original_id, *(b.label for b in draft.boxes)]
+    texts += [m.content for m in draft.prompt]
+    for t in texts:
+        if not isinstance(t, str):
+            raise _Rejected(INVALID_TEXT, f"expected text, got {type(t).__name__}")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Rejected(INVALID_TEXT, f"text is not valid UTF-8: {t[:40]!r}") from None
+
+
+def _params_json(verifier: str, params: dict[str, Any]) -> str:
+    # Most rows of a source share their params: skip the JSON round trip for the empty case.
+    return _empty_params_json(verifier) if not params else params_json(verifier, params)
+
+
+@functools.cache
+def _empty_params_json(verifier: str) -> str:
+    return params_json(verifier, {})
+
+
+def _reward_spec(draft: Draft, run: SourceRun) -> RewardSpec:
+    defaults = TASK_DEFAULTS[draft.task]
+    verifier = run.verifier or draft.verifier or defaults.verifier
+    merged = {**draft.verifier_params, **dict(run.params)}
+    try:
+        text = _params_json(verifier, merged)
+    except VerifierError as exc:
+        # If the adapter's own params pass, the recipe's override is what is wrong: stop the build.
+        if run.params:
+            try:
+                params_json(verifier, draft.verifier_params)
+            except VerifierError:
+                pass
+            else:
+                raise RecipeError(f"sources[{run.entry_index}].reward.params: {exc}") from None
+        raise _Rejected(INVALID_PARAMS, str(exc)) from None
+    acc = run.accuracy_weight if run.accuracy_weight is not None else draft.accuracy_weight
+    fmt = run.format_weight if run.format_weight is not None else draft.format_weight
+    return RewardSpec(
+        verifier=verifier,
+        verifier_params=text,
+        accuracy_weight=float(defaults.accuracy_weight if acc is None else acc),
+        format_weight=float(defaults.format_weight if fmt is None else fmt),
+    )
+
+
+def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sample | Reject:
+    """Turn a draft into a validated sample, or a reject with a reason."""
+    try:
+        if draft.task not in TASK_CATEGORY:
+            raise _Rejected(UNKNOWN_TASK, f"task {draft.task!r}")
+        _check_text(draft)
+        if not draft.images:
+            raise _Rejected(NO_IMAGE, "sample has no image")
+        placeholders = sum(m.content.count(IMAGE_PLACEHOLDER) for m in draft.prompt)
+        if placeholders != len(draft.images):
+            raise _Rejected(
+                PLACEHOLDER_MISMATCH,
+                f"{placeholders} {IMAGE_PLACEHOLDER} placeholders for {len(draft.images)} images",
+            )
+        images, sizes = [], []
+        for src in draft.images:
+            try:
+                data = src.load()
+            except FileNotFoundError as exc:
+                raise _Rejected(MISSING_IMAGE_FILE, f"{exc.filename}") from None
+            except OSError as exc:
+                raise _Rejected(MISSING_IMAGE_FILE, f"cannot read image: {exc}") from None
+            try:
+                info = probe(data, opts.images)
+            except ImageProblem as exc:
+                raise _Rejected(exc.reason, exc.detail) from None
+            images.append(Image(bytes=data, path=src.name))
+            sizes.append(ImageSize(width=info.width, height=info.height))
+        w, h = sizes[0].width, sizes[0].height
+        boxes = [_canonical_box(b, draft.box_frame, w, h, opts.box_tolerance_px) for b in draft.boxes]
+        answer, ground_truth = draft.answer, draft.ground_truth
+        if draft.task in BOX_TASKS:
+            if not boxes:
+                raise _Rejected(MISSING_ANSWER, "no boxes")
+            ground_truth = boxes_answer(boxes)
+            answer = answer or ground_truth
+        elif not ground_truth.strip():
+            raise _Rejected(MISSING_ANSWER, "empty ground truth")
+        reward = _reward_spec(draft, run)
+    except _Rejected as r:
+        return _reject(draft, r.reason, r.detail)
+    return Sample(
+        id=f"{run.data_source}/{draft.id}",
+        data_source=run.data_source,
+        task=draft.task,  # type: ignore[arg-type]
+        category=TASK_CATEGORY[draft.task],  # type: ignore[arg-type]
+        split=run.split,
+        images=images,
+        image_sizes=sizes,
+        prompt=draft.prompt,
+        answer=answer,
+        ground_truth=ground_truth,
+        boxes=boxes,
+        reward=reward,
+        sample_weight=run.sample_weight,
+        difficulty=None,
+        provenance=Provenance(
+            source=run.adapter,
+            original_id=draft.original_id,
+            license=run.license,
+            revision=run.revision,
+            file=draft.file,
+        ),
+    )

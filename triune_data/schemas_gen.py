@@ -1,0 +1,44 @@
+"""The committed JSON Schemas in `schemas/` are generated from code; this writes them.
+
+`triune schemas --out schemas` regenerates them; tests/test_schemas.py fails when they drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _generators() -> dict[str, Callable[[], dict[str, Any]]]:
+    from triune_data.recipe import prompts_json_schema, recipe_json_schema
+    from triune_data.schema import json_schema
+    from triune_train.rewards.protocol import request_json_schema, response_json_schema
+
+    return {
+        "sample.schema.json": json_schema,
+        "recipe.schema.json": recipe_json_schema,
+        "prompts.schema.json": prompts_json_schema,
+        "reward_request.schema.json": request_json_schema,
+        "reward_response.schema.json": response_json_schema,
+    }
+
+
+def render(name: str) -> str:
+    return json.dumps(_generators()[name](), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def schema_names() -> list[str]:
+    return sorted(_generators())
+
+
+def write_schemas(out: str | Path) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in schema_names():
+        path = out / name
+        path.write_text(render(name), encoding="utf-8")
+        written.append(path)
+    return written

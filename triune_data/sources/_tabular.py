@@ -1,0 +1,193 @@
+"""Row readers shared by the table-shaped adapters (`vqa`, `orsta`): JSONL, JSON, parquet, `datasets`.
+
+`iter_rows(path, fmt)` yields `Row(key, value, file)`: `key` is a fallback id for the record
+(`line<n>` in JSONL, also JSON lines named `.json`, which `auto` recognises; `row<n>` in a JSON
+list or a parquet file, with `<file stem>-` before it in a directory of several; the key in a JSON
+object of records), `value` the record (a dict, or a `Reject` for an undecodable JSONL line; other
+non-dict records are the adapter's to reject).
+
+Parquet and `datasets` saved to disk are streamed in record batches of `BATCH_ROWS`, projected on
+the columns an adapter needs, so a multi-gigabyte file with embedded images never sits in memory
+whole. Images stay in HF `Image` storage form (`{"bytes", "path"}` dicts): nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TypeAlias
+
+from triune_data.errors import SourceError
+from triune_data.sources.base import (
+    MALFORMED_RECORD,
+    ImageBytes,
+    ImageFile,
+    ImageSource,
+    iter_jsonl,
+    read_json_file,
+)
+from triune_data.sources.coco import BadRecord
+
+TableFormat: TypeAlias = Literal["auto", "jsonl", "json", "parquet", "hf_disk"]
+BATCH_ROWS = 64  # rows materialised at a time (a batch of embedded images stays a few MB)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: str
+    value: Any
+    file: Path
+
+
+def detect_format(path: Path) -> str:
+    """The format of `path` from its suffix, or for a directory from what it holds."""
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return "hf_disk"
+        if any(path.glob("*.parquet")):
+            return "parquet"
+        raise SourceError(
+            f"{path}: a directory with neither parquet files nor a `datasets` save_to_disk layout"
+        )
+    kinds = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
+    if path.suffix.lower() in kinds:
+        return kinds[path.suffix.lower()]
+    if not path.exists():
+        raise SourceError(f"{path}: file not found")
+    raise SourceError(f"{path}: cannot tell the format from the name; set `format`")
+
+
+def iter_rows(
+    path: Path,
+    fmt: TableFormat = "auto",
+    *,
+    columns: Iterable[str] | None = None,
+    hf_split: str | None = None,
+) -> Iterator[Row]:
+    """Every record of `path` in file order (see the module docstring); `columns` projects tables."""
+    kind = detect_format(path) if fmt == "auto" else fmt
+    wanted = None if columns is None else list(dict.fromkeys(columns))
+    if kind == "jsonl":
+        return (Row(f"line{n}", v, path) for n, v in iter_jsonl(path))
+    if kind == "json":
+        return _json_rows(path, sniff=fmt == "auto")
+    if kind == "parquet":
+        return _parquet_rows(path, wanted)
+    return _hf_rows(path, wanted, hf_split)
+
+
+def _json_rows(path: Path, *, sniff: bool) -> Iterator[Row]:
+    try:
+        data = read_json_file(path)
+    except SourceError:
+        # Many datasets (PuzzleVQA, AlgoPuzzleVQA) ship JSON lines under a `.json` name.
+        if sniff and _first_line_is_object(path):
+            return (Row(f"line{n}", v, path) for n, v in iter_jsonl(path))
+        raise
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if isinstance(data, list):
+        return (Row(f"row{n}", v, path) for n, v in enumerate(data, start=1))
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        return (Row(str(k), v, path) for k, v in data.items())  # MathVista: records keyed by id
+    raise SourceError(f"{path}: expected a JSON list of records, {{'data': [...]}} or an object of records")
+
+
+def _first_line_is_object(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            line = next((raw for raw in fh if raw.strip()), b"")
+        return isinstance(json.loads(line), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """`path` itself, or the sorted `*.parquet` files directly inside the directory `path`."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        raise SourceError(f"{path}: no *.parquet files in the directory")
+    return files
+
+
+def _parquet_rows(path: Path, wanted: list[str] | None) -> Iterator[Row]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = parquet_files(path)
+    for file in files:
+        prefix = f"{file.stem}-" if len(files) > 1 else ""
+        try:
+            pf = pq.ParquetFile(file)
+        except FileNotFoundError:
+            raise SourceError(f"{file}: file not found") from None
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(f"{file}: not a readable parquet file ({exc})") from None
+        names = pf.schema_arrow.names
+        cols = None if wanted is None else [c for c in wanted if c in names]
+        n = 0
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+            for value in batch.to_pylist():
+                n += 1
+                yield Row(f"{prefix}row{n}", value, file)
+
+
+def _hf_rows(path: Path, wanted: list[str] | None, split: str | None) -> Iterator[Row]:
+    import datasets  # slow to import: only when a source needs it
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise SourceError(f"{path}: not a `datasets` directory saved with save_to_disk ({exc})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split is None and len(ds) == 1:
+            split = next(iter(ds))
+        if split not in ds:
+            raise SourceError(f"{path}: set `hf_split` to one of {sorted(ds)} (got {split!r})")
+        ds = ds[split]
+    if wanted is not None:
+        ds = ds.select_columns([c for c in wanted if c in ds.column_names])
+    ds = ds.with_format("arrow")  # Image columns stay {"bytes", "path"}: no PIL decode
+    for start in range(0, len(ds), BATCH_ROWS):
+        for i, value in enumerate(ds[start : start + BATCH_ROWS].to_pylist(), start=start + 1):
+            yield Row(f"row{i}", value, path)
+
+
+def lookup(row: dict, column: str) -> Any:
+    """`row[column]`, or a nested value for a dotted name (`extra_info.answer`); None if absent."""
+    if column in row:
+        return row[column]
+    value: Any = row
+    for part in column.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def image_sources(value: Any, root: Path) -> list[ImageSource]:
+    """Images in any shape sources store them: a path, bytes, an HF `{"bytes", "path"}` dict, or a
+    list of those. Relative paths resolve against `root`; the shard stores the normalised path."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    out: list[ImageSource] = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("bytes"), (bytes, bytearray)) and item["bytes"]:
+            path = item.get("path")
+            out.append(
+                ImageBytes(bytes(item["bytes"]), name=path if isinstance(path, str) and path else None)
+            )
+        elif isinstance(item, (bytes, bytearray)) and item:
+            out.append(ImageBytes(bytes(item)))
+        elif isinstance(item, (str, dict)):
+            name = item.get("path") if isinstance(item, dict) else item
+            if not isinstance(name, str) or not name.strip():
+                raise BadRecord(MALFORMED_RECORD, f"image without bytes or path: {str(item)[:60]!r}")
+            rel = PurePosixPath(name).as_posix()  # "./a/b.png" -> "a/b.png"
+            out.append(ImageFile(file=str(root / rel), name=rel))
+        else:
+            raise BadRecord(MALFORMED_RECORD, f"image is a {type(item).__name__}: {str(item)[:60]!r}")
+    return out

@@ -1,0 +1,317 @@
+"""The source-adapter contract.
+
+An adapter turns one source format into a stream of `Draft`s (and `Reject`s for records it cannot
+use). It does the cheap part only: parse the annotations, pick a prompt, convert boxes it can
+convert without pixels. The build pipeline does the rest in worker processes: load image bytes,
+read sizes from headers, bring boxes to the canonical frame, validate, write.
+
+    class CocoOptions(SourceOptions):
+        annotations: str
+        images: str
+
+    @register_source("coco", options=CocoOptions)
+    def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]: ...
+
+Rules every adapter keeps:
+- deterministic: the same files, options and seed give the same drafts in the same order;
+- every record read ends as exactly one Draft or one Reject (counts are conserved per source);
+- a file that cannot be read at all raises `SourceError` naming the file;
+- ids are stable and unique within the data_source (the pipeline rejects duplicates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from triune_data.schema import TASK_CATEGORY, Message
+
+BoxFrame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Where an image comes from. Loading happens in the pipeline's workers, not in the adapter.
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    """An image file on disk; `name` is what the shard stores as the image path."""
+
+    file: str
+    name: str
+
+    def load(self) -> bytes:
+        with open(self.file, "rb") as fh:
+            return fh.read()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBytes:
+    """Image bytes already in memory (parquet sources, datasets saved to disk)."""
+
+    data: bytes
+    name: str | None = None
+
+    def load(self) -> bytes:
+        return self.data
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRender:
+    """An image drawn on demand (synthetic sources): `render(**kwargs)` returns encoded bytes.
+
+    `render` must be a module-level function so the draft can travel to a worker process.
+    """
+
+    render: Callable[..., bytes]
+    kwargs: tuple[tuple[str, Any], ...]
+    name: str | None = None
+
+    def load(self) -> bytes:
+        return self.render(**dict(self.kwargs))
+
+
+ImageSource: TypeAlias = ImageFile | ImageBytes | ImageRender
+
+
+@dataclass(frozen=True, slots=True)
+class DraftBox:
+    """A box as the source gives it, in `Draft.box_frame` (converted to pixels by the pipeline)."""
+
+    label: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(slots=True)
+class Draft:
+    """A sample before its images are loaded. Fields mirror `triune_data.schema.Sample`."""
+
+    id: str
+    task: str
+    prompt: list[Message]
+    answer: str
+    ground_truth: str
+    images: list[ImageSource]
+    original_id: str
+    boxes: list[DraftBox] = field(default_factory=list)
+    box_frame: BoxFrame = "pixel"
+    verifier: str | None = None  # None: the task's default verifier
+    verifier_params: dict[str, Any] = field(default_factory=dict)
+    accuracy_weight: float | None = None  # None: the task's default
+    format_weight: float | None = None
+    file: str | None = None  # source file, for provenance and reject rows
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record that will not become a sample, with a named reason (a counter in every report)."""
+
+    reason: str
+    detail: str
+    original_id: str = ""
+    id: str = ""
+    file: str | None = None
+
+
+# Reasons used across adapters and the pipeline (adapters may add their own, snake_case).
+MALFORMED_RECORD = "malformed_record"
+MISSING_ANSWER = "missing_answer"
+MISSING_IMAGE_FILE = "missing_image_file"
+INVALID_BOX = "invalid_box"
+INVALID_TEXT = "invalid_text_encoding"
+
+
+# ----------------------------------------------------------------------------------------------
+# Options, context and registry.
+
+
+class SourceOptions(BaseModel):
+    """Base of an adapter's typed options (`options:` in a recipe source). Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class PromptPool:
+    """Templates and paraphrase pools for one task, from the recipe's `prompts` section.
+
+    The user turn is: one `<image>` placeholder per image, a template from `templates` filled with
+    the adapter's fields, then one sentence from each pool in `suffixes`, joined by `joiner`.
+    Every choice is a pure function of (seed, sample id, pool), so it does not depend on order or
+    on the number of workers.
+    """
+
+    templates: tuple[str, ...]
+    suffixes: tuple[tuple[str, ...], ...] = ()
+    joiner: str = "\n\n"
+    image_prefix: str = "<image>"
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What an adapter gets besides its options."""
+
+    data_source: str
+    split: str
+    seed: int
+    base_dir: Path  # the recipe's directory: relative paths in options resolve against it
+    prompts: Mapping[str, PromptPool]
+    limit: int | None = None  # stop after this many records (drafts + rejects)
+
+    def path(self, p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.base_dir / q)
+
+    def pick(self, sample_id: str, pool: str, options: tuple[str, ...] | list[str]) -> str:
+        """Deterministic choice from `options` for this sample (seeded, order-independent)."""
+        if not options:
+            raise ValueError(f"empty prompt pool {pool!r}")
+        digest = hashlib.blake2b(f"{self.seed}\x1f{sample_id}\x1f{pool}".encode(), digest_size=8).digest()
+        return options[int.from_bytes(digest, "big") % len(options)]
+
+    def rng_seed(self, *parts: object) -> int:
+        """A 64-bit seed derived from the recipe seed and `parts` (for generators)."""
+        text = "\x1f".join([str(self.seed), self.data_source, *map(str, parts)])
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    def prompt(self, pool_name: str, sample_id: str, *, num_images: int = 1, **fields: Any) -> list[Message]:
+        """Render the user turn from the recipe's pool `pool_name`, filling `{field}` slots."""
+        from triune_data.errors import RecipeError
+
+        pool = self.prompts.get(pool_name)
+        if pool is None:
+            raise RecipeError(
+                f"{self.data_source}: the recipe has no prompt pool {pool_name!r} (see `prompts:`)"
+            )
+        template = self.pick(sample_id, f"{pool_name}.template", pool.templates)
+        try:
+            text = template.format(**fields)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise RecipeError(
+                f"prompt pool {pool_name!r}: template {template[:60]!r} uses a slot the adapter does not fill "
+                f"({exc}); available: {', '.join(sorted(fields))}"
+            ) from None
+        parts = [text] + [
+            self.pick(sample_id, f"{pool_name}.suffix{i}", s) for i, s in enumerate(pool.suffixes)
+        ]
+        body = pool.joiner.join(p for p in parts if p)
+        return [Message(role="user", content=pool.image_prefix * num_images + body)]
+
+
+ReadFn: TypeAlias = Callable[[Any, SourceContext], Iterator[Draft | Reject]]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    options: type[SourceOptions]
+    read: ReadFn
+    tasks: tuple[str, ...]  # tasks this adapter can produce (for docs and recipe checks)
+
+
+_SOURCES: dict[str, SourceSpec] = {}
+
+
+def register_source(
+    name: str, *, options: type[SourceOptions], tasks: tuple[str, ...] = tuple(TASK_CATEGORY)
+) -> Callable[[ReadFn], ReadFn]:
+    def wrap(fn: ReadFn) -> ReadFn:
+        if name in _SOURCES:
+            raise ValueError(f"source adapter {name!r} is already registered")
+        _SOURCES[name] = SourceSpec(name, options, fn, tasks)
+        return fn
+
+    return wrap
+
+
+def get_source(name: str) -> SourceSpec:
+    import triune_data.sources  # noqa: F401  (registers every adapter module)
+
+    if name not in _SOURCES:
+        raise KeyError(f"unknown source adapter {name!r} (known: {', '.join(sorted(_SOURCES))})")
+    return _SOURCES[name]
+
+
+def source_names() -> list[str]:
+    import triune_data.sources  # noqa: F401
+
+    return sorted(_SOURCES)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers adapters share.
+
+
+def read_json_file(path: Path) -> Any:
+    """Load a whole JSON file or raise SourceError naming it (one line)."""
+    import orjson  # ~3x faster than json on annotation files of tens of MB
+
+    from triune_data.errors import SourceError
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            # orjson refuses lone-surrogate escapes ("\ud800") that json accepts; parse those with
+            # json so the one bad record becomes a reject instead of the whole file an error.
+            return json.loads(raw)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a directory, expected a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | Reject]]:
+    """Yield (line number, parsed object or Reject) for each non-empty line of a JSONL file."""
+    from triune_data.errors import SourceError
+
+    try:
+        fh = open(path, "rb")  # noqa: SIM115  (closed by the `with` below; the open error gets its own message)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield (
+                    lineno,
+                    Reject(
+                        INVALID_TEXT, f"line {lineno}: not UTF-8", original_id=f"line{lineno}", file=str(path)
+                    ),
+                )
+            except json.JSONDecodeError as exc:
+                yield (
+                    lineno,
+                    Reject(
+                        MALFORMED_RECORD,
+                        f"line {lineno}: {exc.msg}",
+                        original_id=f"line{lineno}",
+                        file=str(path),
+                    ),
+                )
+
+
+def take(records: Iterator[Draft | Reject], limit: int | None) -> Iterator[Draft | Reject]:
+    """Apply a source's `limit` (counting drafts and rejects alike)."""
+    for i, rec in enumerate(records):
+        if limit is not None and i >= limit:
+            return
+        yield rec

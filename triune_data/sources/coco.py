@@ -1,0 +1,278 @@
+"""`coco`: COCO instances JSON + an image folder -> detection or counting samples.
+
+V-Triune's detection data has two prompt shapes (vtriune.md §6.2, §6.4): *multi-box* samples keep
+the original annotations and list every category of the image; *single-box* samples ask for one
+category. "Keep one box per category" is read as one *category* per sample with all its boxes:
+keeping one instance while the prompt asks for all of them would punish correct detections.
+
+Units, each ending as one Draft or one Reject: detection `prompt: multi` -> one per image (id
+`<image_id>`); `single` -> one per (image, category present) (id `<image_id>-<category_id>`);
+`both` -> both; counting -> one per (image, category present) (id `<image_id>-<category_id>-count`,
+answer = number of instances, pool `counting_object`). An unusable image (duplicate id, malformed
+entry or annotation, non-UTF-8 text, nothing left to ask) is one reject; so is each annotation
+whose image id is not in `images`.
+
+Crowd regions (`iscrowd: 1`) hide unannotated instances, so their category's ground truth is
+incomplete (COCO's evaluation ignores detections inside them; box verifiers cannot): `crowd:
+reject` (default) rejects units prompting such a category (`crowd_region`), `ignore` drops the
+crowd boxes. V-Triune's rule filters (>10 boxes per category, a box >50% of the image) are opt-in
+options, so the adapter stays a faithful converter; the area check uses the JSON's width/height,
+every other box check runs in the pipeline against the stored image's header.
+
+Helpers shared by the perception adapters (`BadRecord`, `text`, `coords`, `image_file`) live here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from triune_data.errors import RecipeError, SourceError
+from triune_data.sources.base import (
+    INVALID_TEXT,
+    MALFORMED_RECORD,
+    Draft,
+    DraftBox,
+    ImageFile,
+    Reject,
+    SourceContext,
+    SourceOptions,
+    read_json_file,
+    register_source,
+)
+
+
+class BadRecord(Exception):
+    """A record that becomes a Reject with `reason` (raised by the parsing helpers)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def text(value: Any, what: str) -> str:
+    """A non-empty string that encodes as UTF-8 (JSON escapes can carry lone surrogates)."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRecord(MALFORMED_RECORD, f"{what} is missing or not text: {str(value)[:60]!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRecord(INVALID_TEXT, f"{what} is not valid UTF-8: {value[:40]!r}") from None
+    return value
+
+
+_NUMBERS = frozenset({int, float})  # exact types: JSON true/false are bools, not numbers
+
+
+def number(value: Any) -> bool:
+    return type(value) in _NUMBERS
+
+
+def coords(value: Any, what: str) -> list[float]:
+    """Four numbers (NaN and inverted boxes pass: the pipeline rejects them as `invalid_box`)."""
+    if type(value) is not list or len(value) != 4 or not _NUMBERS.issuperset(map(type, value)):
+        raise BadRecord(MALFORMED_RECORD, f"{what} is not four numbers: {str(value)[:80]}")
+    return [float(v) for v in value]
+
+
+def image_file(root: Path, name: Any) -> ImageFile:
+    """The image `name` (relative to `root`, or absolute); the shard stores the normalised name."""
+    rel = posixpath.normpath(text(name, "image file name"))  # "./a/b.png" -> "a/b.png"
+    return ImageFile(file=os.path.join(root, rel), name=rel)
+
+
+def _key(value: Any) -> int | str | None:
+    return value if type(value) in _ID_TYPES else None
+
+
+_ID_TYPES = frozenset({int, str})
+
+
+class CocoOptions(SourceOptions):
+    annotations: str = Field(description="COCO instances JSON (images, annotations, categories).")
+    images: str = Field(description="Folder the images' `file_name`s are relative to.")
+    mode: Literal["detection", "counting"] = Field("detection", description="Task to build.")
+    prompt: Literal["multi", "single", "both"] = Field(
+        "multi",
+        description="Detection: multi = all categories of an image per sample; single = one category; both.",
+    )
+    crowd: Literal["reject", "ignore"] = Field(
+        "reject",
+        description="reject: units prompting a category with a crowd region; ignore: drop crowd boxes.",
+    )
+    categories: list[str] | None = Field(None, description="Keep only these category names (default: all).")
+    max_boxes_per_category: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Detection: reject units with more boxes of one category (V-Triune: 10)."
+    )
+    max_box_area_fraction: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None,
+        description="Detection: reject units with a box over this fraction of the image (V-Triune: 0.5).",
+    )
+    min_count: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Counting: reject smaller counts."
+    )
+    max_count: Annotated[int, Field(ge=0)] | None = Field(None, description="Counting: reject larger counts.")
+
+
+@register_source("coco", options=CocoOptions, tasks=("detection", "counting"))
+def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
+    counting = opts.mode == "counting"
+    if counting and {"prompt", "max_boxes_per_category", "max_box_area_fraction"} & opts.model_fields_set:
+        raise RecipeError(
+            f"{ctx.data_source}: prompt, max_boxes_per_category, max_box_area_fraction: detection only"
+        )
+    if not counting and (opts.min_count is not None or opts.max_count is not None):
+        raise RecipeError(f"{ctx.data_source}: min_count, max_count: mode counting only")
+    path = ctx.path(opts.annotations)
+    data = read_json_file(path)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in _TABLES):
+        raise SourceError(f"{path}: not a COCO instances file (lists `images`, `annotations`, `categories`)")
+    names = _category_names(data["categories"], path)
+    wanted = set(names)
+    if opts.categories is not None:
+        missing = set(opts.categories) - set(names.values())
+        if missing:
+            raise SourceError(f"{path}: no categories named {sorted(missing)}")
+        wanted = {cid for cid, n in names.items() if n in set(opts.categories)}
+    coco = _Coco(opts, ctx, names, wanted)
+
+    images = data["images"]
+    image_ids = {_key(im.get("id")) for im in images if isinstance(im, dict)} - {None}
+    by_image: dict[int | str, list[dict]] = {}
+    orphans: list[tuple[int, Any]] = []
+    for i, ann in enumerate(data["annotations"]):  # index once: O(images + annotations)
+        iid = _key(ann.get("image_id")) if isinstance(ann, dict) else None
+        if iid in image_ids:
+            by_image.setdefault(iid, []).append(ann)
+        else:
+            orphans.append((i, ann))
+
+    seen: set[int | str] = set()
+    for i, im in enumerate(images):
+        iid = _key(im.get("id")) if isinstance(im, dict) else None
+        oid = f"images[{i}]" if iid is None else str(iid)
+        try:
+            if iid is None:
+                raise BadRecord(MALFORMED_RECORD, f"images[{i}] has no usable id")
+            if iid in seen:
+                raise BadRecord("duplicate_id", f"image id {iid!r} listed twice in `images`")
+            seen.add(iid)
+            units = coco.units(iid, im, by_image.get(iid, []))
+        except BadRecord as bad:
+            yield Reject(bad.reason, bad.detail, original_id=oid, file=coco.file)
+            continue
+        yield from units
+    for i, ann in orphans:
+        ann = ann if isinstance(ann, dict) else {}
+        aid = ann.get("id", i)
+        detail = f"annotation {aid}: image_id {ann.get('image_id')!r} is not in `images`"
+        yield Reject(MALFORMED_RECORD, detail, original_id=f"annotation {aid}", file=coco.file)
+
+
+_TABLES = ("images", "annotations", "categories")
+
+
+def _category_names(categories: list, path: Path) -> dict[int | str, str | BadRecord]:
+    """Category id -> name in file order (a BadRecord where the name is unusable)."""
+    names: dict[int | str, str | BadRecord] = {}
+    for i, c in enumerate(categories):
+        cid = _key(c.get("id")) if isinstance(c, dict) else None
+        if cid is None or cid in names:
+            raise SourceError(f"{path}: categories[{i}] has a missing or repeated id")
+        try:
+            names[cid] = text(c.get("name"), f"category {cid} name")
+        except BadRecord as bad:
+            names[cid] = bad
+    return names
+
+
+class _Coco:
+    """Turns one image entry and its annotations into units (see the module docstring)."""
+
+    def __init__(
+        self, opts: CocoOptions, ctx: SourceContext, names: dict[int | str, str | BadRecord], wanted: set
+    ):
+        self.opts, self.ctx, self.names, self.wanted = opts, ctx, names, wanted
+        self.order = {cid: i for i, cid in enumerate(names)}  # prompts list categories in file order
+        self.root, self.file = ctx.path(opts.images), opts.annotations
+
+    def units(self, iid: int | str, im: dict, anns: list[dict]) -> list[Draft | Reject]:
+        opts, names = self.opts, self.names
+        image = image_file(self.root, im.get("file_name"))
+        boxes: dict[int | str, list[DraftBox]] = {}  # prompted category id -> its boxes
+        crowded: set[int | str] = set()
+        for ann in anns:
+            cid = _key(ann.get("category_id"))
+            if cid not in names:
+                raise BadRecord(
+                    MALFORMED_RECORD,
+                    f"annotation {ann.get('id')}: unknown category_id {ann.get('category_id')!r}",
+                )
+            x, y, w, h = coords(ann.get("bbox"), f"annotation {ann.get('id')} bbox")
+            name = names[cid]
+            if cid not in self.wanted:
+                continue
+            if isinstance(name, BadRecord):
+                raise name
+            if ann.get("iscrowd"):
+                if opts.crowd == "reject":
+                    crowded.add(cid)
+                    boxes.setdefault(cid, [])
+                continue
+            boxes.setdefault(cid, []).append(DraftBox(name, x, y, x + w, y + h))
+        cats = sorted(boxes, key=self.order.__getitem__)
+        if not cats:
+            raise BadRecord("no_annotations", f"image {iid!r} has no annotation of a prompted category")
+        area = _image_area(im) if opts.max_box_area_fraction else 0.0
+
+        def unit(uid: str, cs: list[int | str], pool: str, **fields: Any) -> Draft | Reject:
+            problem = self.problem(cs, boxes, crowded, area)
+            if problem:
+                return Reject(*problem, original_id=str(iid), id=uid, file=self.file)
+            prompt = self.ctx.prompt(pool, uid, num_images=1, **fields)
+            if opts.mode == "counting":
+                n = str(len(boxes[cs[0]]))
+                return Draft(uid, "counting", prompt, n, n, [image], str(iid), file=self.file)
+            found = [b for c in cs for b in boxes[c]]
+            return Draft(uid, "detection", prompt, "", "", [image], str(iid), boxes=found, file=self.file)
+
+        if opts.mode == "counting":
+            return [unit(f"{iid}-{c}-count", [c], "counting_object", category=names[c]) for c in cats]
+        out = []
+        if opts.prompt in ("multi", "both"):
+            out.append(unit(f"{iid}", cats, "detection", categories="\n".join(f"- {names[c]}" for c in cats)))
+        if opts.prompt in ("single", "both"):
+            out += [unit(f"{iid}-{c}", [c], "detection_single", category=names[c]) for c in cats]
+        return out
+
+    def problem(self, cats: list, boxes: dict, crowded: set, area: float) -> tuple[str, str] | None:
+        """Why the unit over `cats` is rejected, or None."""
+        opts = self.opts
+        lo, hi = opts.min_count or 0, math.inf if opts.max_count is None else opts.max_count
+        for c in cats:
+            n, name = len(boxes[c]), self.names[c]
+            if c in crowded:
+                return "crowd_region", f"{name!r} has a crowd region"
+            if opts.max_boxes_per_category and n > opts.max_boxes_per_category:
+                return "too_many_boxes", f"{n} boxes of {name!r} > {opts.max_boxes_per_category}"
+            if not lo <= n <= hi:
+                return "count_out_of_range", f"{n} {name!r} outside [{lo}, {hi}]"
+            for b in boxes[c] if opts.max_box_area_fraction else ():
+                frac = (b.x2 - b.x1) * (b.y2 - b.y1) / area
+                # Inverted and NaN boxes are left to the pipeline's `invalid_box`.
+                if b.x2 > b.x1 and b.y2 > b.y1 and math.isfinite(frac) and frac > opts.max_box_area_fraction:
+                    return "box_too_large", f"a {name!r} box covers {frac:.0%} of the image"
+        return None
+
+
+def _image_area(im: dict) -> float:
+    w, h = im.get("width"), im.get("height")
+    if not (number(w) and number(h) and w > 0 and h > 0):
+        raise BadRecord(MALFORMED_RECORD, f"image {im.get('id')!r}: no width/height for the box-area check")
+    return float(w) * float(h)

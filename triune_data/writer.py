@@ -1,0 +1,206 @@
+"""Shards on disk: atomic parquet files, size-capped series, resumable state, the Hub layout.
+
+Layout of a finished dataset directory::
+
+    README.md                                   dataset card (configs per data_source + default, features)
+    manifest.json                               files + sha256, rows per source and split, rejects, recipe hash
+    data/{data_source}/{split}-NNNNN-of-MMMMM.parquet
+    rejects/rejects-00000-of-00001.parquet      one row per rejected record, with `reason` and `detail`
+
+While a build runs, shards live in `.work/` under provisional names together with `state.json`;
+a shard enters the state only after its file is complete and renamed into place, so an interrupted
+build resumes from the last committed shard and writes the same bytes it would have written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+IMAGE_BYTES_COLUMN = "images.list.element.bytes"
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("data_source", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("id", pa.string()),
+        pa.field("original_id", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("file", pa.string()),
+    ]
+)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    # Image bytes are already compressed (JPEG/PNG): store them as-is and skip their statistics.
+    has_images = "images" in schema.names
+    compression: str | dict[str, str] = "zstd"
+    others: bool | list[str] = True
+    if has_images:
+        leaves = _leaf_paths(schema)
+        compression = {p: ("NONE" if p == IMAGE_BYTES_COLUMN else "ZSTD") for p in leaves}
+        others = [p for p in leaves if p != IMAGE_BYTES_COLUMN]
+    # Dictionary-encoding image bytes would hash every image to find no repeats.
+    return pq.ParquetWriter(
+        path, schema, compression=compression, write_statistics=others, use_dictionary=others
+    )
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    out: list[str] = []
+
+    def walk(prefix: str, t: pa.DataType) -> None:
+        if pa.types.is_struct(t):
+            for f in t:
+                walk(f"{prefix}.{f.name}", f.type)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            walk(f"{prefix}.list.element", t.value_type)
+        else:
+            out.append(prefix)
+
+    for f in schema:
+        walk(f.name, f.type)
+    return out
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer = _parquet_writer(tmp, table.schema)
+    try:
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+    finally:
+        writer.close()
+    os.replace(tmp, path)
+
+
+@dataclass
+class ShardSeries:
+    """Size-capped parquet shards of one (data_source, split) stream, written under `work`.
+
+    Rows arrive as tables (one per processed chunk); they are buffered into row groups of about
+    `row_group_bytes` and a shard is closed before it would exceed `cap_bytes`.
+    """
+
+    work: Path
+    data_source: str
+    split: str
+    schema: pa.Schema
+    cap_bytes: int
+    row_group_bytes: int
+    shards: list[dict[str, Any]] = field(default_factory=list)  # committed: name, rows
+    committed_upto: int = 0  # every draft index below this is in a committed shard
+    _writer: pq.ParquetWriter | None = None
+    _tmp: Path | None = None
+    _buffer: list[pa.Table] = field(default_factory=list)
+    _buffer_bytes: int = 0
+    _shard_bytes: int = 0
+    _shard_rows: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.data_source}/{self.split}"
+
+    def _name(self, index: int) -> str:
+        return f"{self.data_source}/{self.split}-{index:05d}.parquet"
+
+    def needs_rotation(self, incoming_bytes: int) -> bool:
+        open_bytes = self._shard_bytes + self._buffer_bytes
+        return open_bytes > 0 and open_bytes + incoming_bytes > self.cap_bytes
+
+    def add(self, table: pa.Table) -> None:
+        self._buffer.append(table)
+        self._buffer_bytes += table.nbytes
+        self._shard_rows += table.num_rows
+        if self._buffer_bytes >= self.row_group_bytes:
+            self._flush_buffer()
+
+    def _flush_buffer(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._tmp = self.work / (self._name(len(self.shards)) + ".tmp")
+            self._tmp.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _parquet_writer(self._tmp, self.schema)
+        group = pa.concat_tables(self._buffer)
+        self._writer.write_table(group, row_group_size=max(group.num_rows, 1))
+        self._shard_bytes += self._buffer_bytes
+        self._buffer, self._buffer_bytes = [], 0
+
+    def commit(self, upto: int) -> bool:
+        """Close the open shard (if any rows) and record that drafts below `upto` are committed."""
+        if self._shard_rows == 0:
+            self.committed_upto = upto
+            return False
+        self._flush_buffer()
+        assert self._writer is not None and self._tmp is not None
+        self._writer.close()
+        name = self._name(len(self.shards))
+        os.replace(self._tmp, self.work / name)
+        self.shards.append({"name": name, "rows": self._shard_rows})
+        self._writer, self._tmp = None, None
+        self._shard_bytes = self._shard_rows = 0
+        self.committed_upto = upto
+        return True
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def state(self) -> dict[str, Any]:
+        return {"shards": self.shards, "committed_upto": self.committed_upto}
+
+
+def final_shard_names(series_state: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Map provisional shard names to Hub names `data/{source}/{split}-NNNNN-of-MMMMM.parquet`."""
+    mapping = {}
+    for key, st in series_state.items():
+        total = len(st["shards"])
+        source, split = key.split("/", 1)
+        for i, shard in enumerate(st["shards"]):
+            mapping[shard["name"]] = f"data/{source}/{split}-{i:05d}-of-{total:05d}.parquet"
+    return mapping
+
+
+def concat_parquet(paths: Iterable[Path], schema: pa.Schema) -> pa.Table:
+    tables = [pq.read_table(p, schema=schema) for p in paths]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
