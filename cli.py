@@ -258,16 +258,20 @@ def score_cmd(
     table = Table(
         "data_source", "items", "mean reward", "mean accuracy", "errors", "timeouts", title=str(out)
     )
-    for name, s in summary.items():
+    for name, s in [*summary["by_source"].items(), ("TOTAL", summary["total"])]:
         table.add_row(
             name,
             str(s["count"]),
-            f"{s['mean_reward']:.4f}",
-            f"{s['mean_accuracy']:.4f}",
-            str(s["errors"]),
-            str(s["timeouts"]),
+            _fmt(s["mean_reward"]),
+            _fmt(s["mean_accuracy"]),
+            str(s["error"]),
+            str(s["timeout"]),
         )
     out_console.print(table)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
 
 
 def main() -> None:

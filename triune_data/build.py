@@ -3,10 +3,11 @@
 The pipeline, top to bottom:
 
 1. Every source entry's adapter yields drafts and rejects; each record gets a global index.
-2. Records are cut into fixed-size chunks (by index). Duplicate ids are caught here, in order.
+2. Records are cut into fixed-size chunks (by index). Duplicate ids are caught, in order.
 3. Chunks are materialized (image bytes loaded, sizes from headers, boxes to the canonical frame,
-   validation) inline or in worker processes, at most a few chunks in flight (flat memory).
-4. Results are written in chunk order into one shard series per (data_source, split), plus rejects.
+   validation) inline or in worker processes (`triune_data.produce`), a few chunks in flight.
+4. A writer thread writes results in chunk order into one shard series per (data_source, split),
+   plus rejects, hashing each shard as it closes.
 5. When a shard closes, the build state is saved: a resumed build skips every record already
    committed and produces the same bytes as an uninterrupted one.
 
@@ -17,11 +18,11 @@ sizes, so the same input, recipe and seed give byte-identical shards for any num
 from __future__ import annotations
 
 import json
-import multiprocessing
+import queue
 import shutil
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+import threading
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,26 +31,20 @@ import pyarrow as pa
 
 from triune_data.errors import DatasetError
 from triune_data.images import ImagePolicy
-from triune_data.materialize import MaterializeOptions, SourceRun, materialize
+from triune_data.materialize import MaterializeOptions
+from triune_data.produce import CHUNK_SIZE, ChunkResult, Plan, results, runs_of, spill_dir
 from triune_data.recipe import LoadedRecipe, load_recipe
-from triune_data.schema import SCHEMA_VERSION, Sample, arrow_schema, samples_to_table
-from triune_data.sources.base import Draft, Reject, SourceContext, get_source, take
-from triune_data.writer import (
-    REJECT_SCHEMA,
-    ShardSeries,
-    atomic_write_json,
-    write_table_atomic,
-)
+from triune_data.schema import SCHEMA_VERSION, arrow_schema
+from triune_data.sources.base import Reject
+from triune_data.writer import REJECT_SCHEMA, ShardSeries, atomic_write_json, write_table_atomic
 
-CHUNK_SIZE = 64  # records per unit of work; part of the resume contract
-DUPLICATE_ID = "duplicate_id"
 WORK_DIR = ".work"
 
 
 @dataclass
 class SourceCounts:
-    """Per data_source. During a build only for progress; the final numbers are read back from
-    the written shards and rejects, and `read == kept + rejected` is checked there."""
+    """Per data_source, read back from the written shards and rejects; `read == kept + rejected`
+    is checked when the build finishes."""
 
     read: int = 0
     kept: int = 0
@@ -78,93 +73,6 @@ class Progress:
 
 
 # ----------------------------------------------------------------------------------------------
-# Work done per chunk (in a worker process or inline).
-
-_RUNS: list[SourceRun] = []
-_OPTS = MaterializeOptions()
-_SCHEMA: pa.Schema | None = None
-
-
-def _init_worker(runs: list[SourceRun], opts: MaterializeOptions, schema: pa.Schema) -> None:
-    global _RUNS, _OPTS, _SCHEMA
-    _RUNS, _OPTS, _SCHEMA = runs, opts, schema
-
-
-@dataclass
-class ChunkResult:
-    start: int
-    tables: dict[tuple[str, str], pa.Table]  # (data_source, split) -> rows in record order
-    rejects: list[tuple[int, int, Reject]]  # (record index, run index, reject)
-
-
-def _process_chunk(start: int, items: list[tuple[int, int, Draft]]) -> ChunkResult:
-    kept: dict[tuple[str, str], list[Sample]] = defaultdict(list)
-    rejects = []
-    for index, run_index, draft in items:
-        run = _RUNS[run_index]
-        out = materialize(draft, run, _OPTS)
-        if isinstance(out, Reject):
-            rejects.append((index, run_index, out))
-        else:
-            kept[(run.data_source, run.split)].append(out)
-    tables = {key: samples_to_table(rows, _SCHEMA) for key, rows in kept.items()}
-    return ChunkResult(start, tables, rejects)
-
-
-# ----------------------------------------------------------------------------------------------
-# Records from the recipe's sources.
-
-
-def _runs(loaded: LoadedRecipe) -> list[SourceRun]:
-    runs = []
-    for i, s in enumerate(loaded.recipe.sources):
-        runs.append(
-            SourceRun(
-                adapter=s.adapter,
-                data_source=s.data_source,
-                split=s.split,
-                sample_weight=s.sample_weight,
-                license=s.license,
-                revision=s.revision,
-                verifier=s.reward.verifier,
-                params=tuple(sorted(s.reward.params.items())),
-                accuracy_weight=s.reward.accuracy_weight,
-                format_weight=s.reward.format_weight,
-                entry_index=i,
-            )
-        )
-    return runs
-
-
-def _records(loaded: LoadedRecipe) -> Iterator[tuple[int, Draft | Reject]]:
-    for i, (entry, opts) in enumerate(zip(loaded.recipe.sources, loaded.options, strict=True)):
-        ctx = SourceContext(
-            data_source=entry.data_source,
-            split=entry.split,
-            seed=loaded.recipe.seed,
-            base_dir=loaded.base_dir,
-            prompts=loaded.prompts,
-            limit=entry.limit,
-        )
-        for rec in take(get_source(entry.adapter).read(opts, ctx), entry.limit):
-            yield i, rec
-
-
-def _chunks(
-    records: Iterator[tuple[int, Draft | Reject]],
-) -> Iterator[tuple[int, list[tuple[int, int, Draft | Reject]]]]:
-    chunk: list[tuple[int, int, Draft | Reject]] = []
-    start = 0
-    for index, (run_index, rec) in enumerate(records):
-        chunk.append((index, run_index, rec))
-        if len(chunk) == CHUNK_SIZE:
-            yield start, chunk
-            start, chunk = index + 1, []
-    if chunk:
-        yield start, chunk
-
-
-# ----------------------------------------------------------------------------------------------
 # The build.
 
 
@@ -173,7 +81,7 @@ class _Build:
         self.loaded = loaded
         self.out = out
         self.work = out / WORK_DIR
-        self.runs = _runs(loaded)
+        self.runs = runs_of(loaded)
         self.schema = arrow_schema(
             {"triune_recipe": json.dumps({"name": loaded.recipe.name, "hash": loaded.hash})}
         )
@@ -184,8 +92,8 @@ class _Build:
         self.reject_rows: list[dict[str, Any]] = []
         self.reject_parts: list[str] = []
         self.rejects_upto = 0
-        self.counts: dict[str, SourceCounts] = {r.data_source: SourceCounts() for r in self.runs}
-        self.bytes_written = 0
+        self.read: Counter = Counter()  # records read per data_source (including skipped ones)
+        self.bytes_written = self.kept = self.rejected = 0  # progress only
         if resume and (self.work / "state.json").exists():
             self._load_state()
         else:
@@ -226,10 +134,6 @@ class _Build:
             self.series[key] = ShardSeries(self.work, key[0], key[1], self.schema, self.cap, self.row_group)
         return self.series[key]
 
-    def committed(self, key: tuple[str, str]) -> int:
-        s = self.series.get(key)
-        return s.committed_upto if s else 0
-
     # -- writing --------------------------------------------------------------------------
     def _flush_rejects(self, upto: int) -> None:
         if self.reject_rows:
@@ -246,7 +150,7 @@ class _Build:
 
     def add_reject(self, index: int, run_index: int, rej: Reject) -> None:
         run = self.runs[run_index]
-        self.counts[run.data_source].rejected[rej.reason] += 1
+        self.rejected += 1
         if index < self.rejects_upto:
             return  # committed by the interrupted run
         self.reject_rows.append(
@@ -261,16 +165,18 @@ class _Build:
             }
         )
 
-    def add_result(self, result: ChunkResult, main_rejects: list[tuple[int, int, Reject]]) -> None:
-        for key, table in result.tables.items():
+    def add_result(self, result: ChunkResult) -> None:
+        for key in result.tables:
+            table = result.table(key)
             series = self._series(key)
             if series.needs_rotation(table.nbytes):
                 self._commit(series, result.start)
             series.add(table)
-            self.counts[key[0]].kept += table.num_rows
+            self.kept += table.num_rows
             self.bytes_written += table.nbytes
-        for index, run_index, rej in sorted(main_rejects + result.rejects, key=lambda r: r[0]):
+        for index, run_index, rej in result.rejects:
             self.add_reject(index, run_index, rej)
+        self.read.update(result.read)
 
     def finish(self, end: int) -> None:
         for series in self.series.values():
@@ -281,6 +187,44 @@ class _Build:
     def abort(self) -> None:
         for series in self.series.values():
             series.abort()
+
+
+class _Writer(threading.Thread):
+    """Writes chunk results in order on its own thread.
+
+    pyarrow's parquet writer and hashlib release the GIL, so writing overlaps with producing
+    (materializing inline, or collecting from workers). The queue is bounded: memory stays flat
+    however large the source.
+    """
+
+    def __init__(self, b: _Build):
+        super().__init__(name="triune-writer", daemon=True)
+        self.b = b
+        self.queue: queue.Queue[ChunkResult | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.stopping = False
+
+    def run(self) -> None:
+        while (result := self.queue.get()) is not None:
+            if self.stopping or self.error:
+                continue
+            try:
+                self.b.add_result(result)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, result: ChunkResult) -> None:
+        self.check()
+        self.queue.put(result)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self, *, abort: bool = False) -> None:
+        self.stopping = abort
+        self.queue.put(None)
+        self.join()
 
 
 def build_dataset(
@@ -305,79 +249,41 @@ def build_dataset(
         raise DatasetError(f"{out} is already complete; nothing to resume")
     out.mkdir(parents=True, exist_ok=True)
     b = _Build(loaded, out, resume=resume)
-    policy = loaded.recipe.images
-    opts = MaterializeOptions(
-        images=ImagePolicy(
-            check=policy.check, max_pixels=policy.max_pixels, max_aspect_ratio=policy.max_aspect_ratio
+    images = loaded.recipe.images
+    plan = Plan(
+        loaded=loaded,
+        runs=b.runs,
+        opts=MaterializeOptions(
+            images=ImagePolicy(
+                check=images.check, max_pixels=images.max_pixels, max_aspect_ratio=images.max_aspect_ratio
+            ),
+            box_tolerance_px=images.box_tolerance_px,
         ),
-        box_tolerance_px=policy.box_tolerance_px,
+        schema=b.schema,
+        committed={key: s.committed_upto for key, s in b.series.items()},
+        spill=spill_dir() if workers > 1 else None,
     )
-    _init_worker(b.runs, opts, b.schema)
-    pool = None
-    if workers > 1:
-        ctx = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(b.runs, opts, b.schema)
-        )
-    seen: dict[str, set[str]] = defaultdict(set)
-    skipped = 0
-    end = 0
-    records = 0
+    writer = _Writer(b)
+    writer.start()
+    skipped = end = 0
     try:
-        inflight: list[tuple[Future[ChunkResult] | ChunkResult, list[tuple[int, int, Reject]]]] = []
-        for start, chunk in _chunks(_records(loaded)):
-            work: list[tuple[int, int, Draft]] = []
-            main_rejects: list[tuple[int, int, Reject]] = []
-            for index, run_index, rec in chunk:
-                run = b.runs[run_index]
-                b.counts[run.data_source].read += 1
-                if isinstance(rec, Reject):
-                    main_rejects.append((index, run_index, rec))
-                elif rec.id in seen[run.data_source]:
-                    main_rejects.append(
-                        (
-                            index,
-                            run_index,
-                            Reject(
-                                DUPLICATE_ID, f"id {rec.id!r} seen before", rec.original_id, rec.id, rec.file
-                            ),
-                        )
-                    )
-                else:
-                    seen[run.data_source].add(rec.id)
-                    if index < b.committed((run.data_source, run.split)):
-                        skipped += 1  # already in a committed shard or in the committed rejects
-                    else:
-                        work.append((index, run_index, rec))
-            end = chunk[-1][0] + 1
-            records = end
-            job = pool.submit(_process_chunk, start, work) if pool else _process_chunk(start, work)
-            inflight.append((job, main_rejects))
-            while len(inflight) > (2 * workers if pool else 0):
-                _drain_one(b, inflight, progress, records)
-        while inflight:
-            _drain_one(b, inflight, progress, records)
+        for result in results(plan, workers):
+            skipped += result.skipped
+            end = result.end
+            writer.put(result)
+            if progress:
+                progress(Progress(records=end, kept=b.kept, rejected=b.rejected, bytes=b.bytes_written))
+        writer.close()
+        writer.check()
         b.finish(end)
     except BaseException:
+        if writer.is_alive():
+            writer.close(abort=True)
         b.abort()
         raise
     finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-    return _finalize(b, skipped)
-
-
-def _drain_one(b: _Build, inflight: list, progress: Callable[[Progress], None] | None, records: int) -> None:
-    job, main_rejects = inflight.pop(0)
-    result = job.result() if isinstance(job, Future) else job
-    b.add_result(result, main_rejects)
-    if progress:
-        kept = sum(c.kept for c in b.counts.values())
-        rejected = sum(c.rejected_total for c in b.counts.values())
-        progress(Progress(records=records, kept=kept, rejected=rejected, bytes=b.bytes_written))
-
-
-def _finalize(b: _Build, skipped: int) -> BuildReport:
+        if plan.spill:
+            shutil.rmtree(plan.spill, ignore_errors=True)
     from triune_data.manifest import write_outputs
 
     return write_outputs(b, skipped)

@@ -82,8 +82,8 @@ def write_outputs(b: _Build, skipped: int) -> BuildReport:
                     "data_source": source,
                     "split": split,
                     "rows": shard["rows"],
-                    "bytes": path.stat().st_size,
-                    "sha256": sha256_file(path),
+                    "bytes": shard.get("bytes") or path.stat().st_size,
+                    "sha256": shard.get("sha256") or sha256_file(path),
                 }
             )
 
@@ -94,7 +94,7 @@ def write_outputs(b: _Build, skipped: int) -> BuildReport:
         if ds in counts:
             continue
         kept = sum(splits.get(ds, {}).values())
-        c = SourceCounts(read=b.counts[ds].read, kept=kept, rejected=by_reason.get(ds, Counter()))
+        c = SourceCounts(read=b.read[ds], kept=kept, rejected=by_reason.get(ds, Counter()))
         if c.read != c.kept + c.rejected_total:
             raise DatasetError(
                 f"internal error: {ds}: read {c.read} != kept {c.kept} + rejected {c.rejected_total}; please report"

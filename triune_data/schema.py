@@ -232,7 +232,7 @@ def json_schema() -> dict[str, Any]:
 
     schema = TypeAdapter(Sample).json_schema(ref_template="#/$defs/{model}")
     defs = schema["$defs"]
-    defs["RewardSpec"]["properties"]["verifier"]["enum"] = verifier_names()
+    defs["RewardSpec"]["properties"]["verifier"]["enum"] = verifier_names(builtin=True)
     defs["RewardSpec"]["properties"]["accuracy_weight"]["minimum"] = 0
     defs["RewardSpec"]["properties"]["format_weight"]["minimum"] = 0
     defs["ImageSize"]["properties"]["width"]["minimum"] = 1

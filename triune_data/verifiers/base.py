@@ -167,9 +167,13 @@ def get_verifier(name: str) -> VerifierSpec:
     return spec
 
 
-def verifier_names(*, aliases: bool = True) -> list[str]:
+def verifier_names(*, aliases: bool = True, builtin: bool = False) -> list[str]:
+    """Registered names; `builtin=True` keeps those shipped in this package (for the schemas)."""
     _ensure_loaded()
-    return sorted([*_REGISTRY, *(_ALIASES if aliases else ())])
+    names = [*_REGISTRY, *(_ALIASES if aliases else ())]
+    if builtin:
+        names = [n for n in names if get_verifier(n).fn.__module__.startswith(__package__ + ".")]
+    return sorted(names)
 
 
 def canonical_name(name: str) -> str:

@@ -40,18 +40,20 @@ import re
 import threading
 from collections.abc import Sequence
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sympy
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-from math_verify.errors import TimeoutException
-from math_verify.parser import NormalizationConfig
 from pydantic import Field
 
 from triune_data.errors import VerifierError
 from triune_data.verifiers._extract import answer_block, boxed_spans, nesting_depth
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
 from triune_data.verifiers.format import FormatSpec, format_score
+
+if TYPE_CHECKING:
+    import sympy
+
+# sympy and math-verify take ~0.5 s to import: they load on first use, so that processes which
+# only validate params (the dataset build's workers) never pay for them.
 
 
 class MathParams(VerifierParams):
@@ -120,6 +122,8 @@ def _check_text(text: str, params: MathParams) -> None:
 
 def _digits(e: sympy.Basic) -> float:
     """Rough upper bound on the decimal digits of `e`'s value (symbols count as 1 digit)."""
+    import sympy
+
     if isinstance(e, sympy.Integer):
         return max(1.0, e.p.bit_length() * math.log10(2))
     if isinstance(e, sympy.Rational):
@@ -147,6 +151,8 @@ def _digits(e: sympy.Basic) -> float:
 
 
 def _check_values(values: Sequence[Any], params: MathParams) -> None:
+    import sympy
+
     for v in values:
         if isinstance(v, sympy.Basic):
             try:
@@ -158,6 +164,9 @@ def _check_values(values: Sequence[Any], params: MathParams) -> None:
 
 
 def _pred_config(params: MathParams, in_block: bool) -> list[Any]:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+    from math_verify.parser import NormalizationConfig
+
     anchorless = params.try_extract_without_anchor or in_block
     norm = NormalizationConfig(
         nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=params.units
@@ -175,6 +184,10 @@ def _pred_config(params: MathParams, in_block: bool) -> list[Any]:
 
 
 def _gold(ground_truth: str, params: MathParams) -> list[Any]:
+    import sympy
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
     text = _prepare(ground_truth.strip(), params)
     if not text:
         raise VerifierError("math: empty ground truth")
@@ -201,6 +214,9 @@ def _gold(ground_truth: str, params: MathParams) -> list[Any]:
 @register_verifier("math", params=MathParams, aliases=("mathverify",))
 def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff math-verify finds the completion's answer equal to the gold answer."""
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
     fmt = format_score(completion, params.format)
     gold = _gold(ground_truth, params)
 

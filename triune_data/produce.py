@@ -1,0 +1,230 @@
+"""The producing half of a build: source records -> chunks -> materialized Arrow tables.
+
+Records from the recipe's sources get a global index and are cut into fixed chunks of
+`CHUNK_SIZE` indices. Each chunk is triaged (adapter rejects, duplicate ids, records a resumed
+build already committed) and materialized into one Arrow table per (data_source, split).
+
+With N workers, every worker process reads the (cheap) record stream itself and materializes the
+chunks whose number is its own modulo N; the parent takes results round-robin, so they arrive in
+chunk order without sending a single draft between processes. Rows travel back through memory-
+mapped Arrow files in tmpfs, not through a pipe. Triage depends only on the stream, so every
+worker reaches the same decisions.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.ipc
+
+from triune_data.errors import DatasetError
+from triune_data.materialize import MaterializeOptions, SourceRun, materialize
+from triune_data.recipe import LoadedRecipe
+from triune_data.schema import Sample, samples_to_table
+from triune_data.sources.base import Draft, Reject, SourceContext, get_source, take
+
+CHUNK_SIZE = 64  # records per unit of work; part of the resume contract
+DUPLICATE_ID = "duplicate_id"
+
+Key = tuple[str, str]  # (data_source, split)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a producer needs (sent once to each worker process)."""
+
+    loaded: LoadedRecipe
+    runs: list[SourceRun]
+    opts: MaterializeOptions
+    schema: pa.Schema
+    committed: dict[Key, int]  # per stream: records below this index are in committed shards
+    spill: str | None = None  # tmpfs directory for results, in worker processes
+
+
+@dataclass
+class ChunkResult:
+    start: int
+    end: int
+    tables: dict[Key, pa.Table | str]  # rows in record order, or the spill file holding them
+    rejects: list[tuple[int, int, Reject]]  # (record index, run index, reject), by index
+    read: Counter = field(default_factory=Counter)  # records read per data_source
+    skipped: int = 0  # records a resumed build had committed already
+
+    def table(self, key: Key) -> pa.Table:
+        t = self.tables[key]
+        if isinstance(t, pa.Table):
+            return t
+        # Zero-copy view of the worker's file; unlinking keeps the mapping valid until released.
+        table = pa.ipc.open_file(pa.memory_map(t)).read_all()
+        os.unlink(t)
+        return table
+
+
+def runs_of(loaded: LoadedRecipe) -> list[SourceRun]:
+    return [
+        SourceRun(
+            adapter=s.adapter,
+            data_source=s.data_source,
+            split=s.split,
+            sample_weight=s.sample_weight,
+            license=s.license,
+            revision=s.revision,
+            verifier=s.reward.verifier,
+            params=tuple(sorted(s.reward.params.items())),
+            accuracy_weight=s.reward.accuracy_weight,
+            format_weight=s.reward.format_weight,
+            entry_index=i,
+        )
+        for i, s in enumerate(loaded.recipe.sources)
+    ]
+
+
+def _records(loaded: LoadedRecipe) -> Iterator[tuple[int, Draft | Reject]]:
+    for i, (entry, opts) in enumerate(zip(loaded.recipe.sources, loaded.options, strict=True)):
+        ctx = SourceContext(
+            data_source=entry.data_source,
+            split=entry.split,
+            seed=loaded.recipe.seed,
+            base_dir=loaded.base_dir,
+            prompts=loaded.prompts,
+            limit=entry.limit,
+        )
+        for rec in take(get_source(entry.adapter).read(opts, ctx), entry.limit):
+            yield i, rec
+
+
+def _chunks(loaded: LoadedRecipe) -> Iterator[list[tuple[int, int, Draft | Reject]]]:
+    chunk: list[tuple[int, int, Draft | Reject]] = []
+    for index, (run_index, rec) in enumerate(_records(loaded)):
+        chunk.append((index, run_index, rec))
+        if len(chunk) == CHUNK_SIZE:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _spill(plan: Plan, start: int, key: Key, table: pa.Table) -> str:
+    path = os.path.join(plan.spill, f"{start}-{key[0]}-{key[1]}.arrow")  # type: ignore[arg-type]
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+def produce(plan: Plan, worker: int = 0, workers: int = 1) -> Iterator[ChunkResult]:
+    """Materialized chunks number `worker` modulo `workers`, in order."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for number, chunk in enumerate(_chunks(plan.loaded)):
+        mine = number % workers == worker
+        result = ChunkResult(start=chunk[0][0], end=chunk[-1][0] + 1, tables={}, rejects=[])
+        kept: dict[Key, list[Sample]] = defaultdict(list)
+        for index, run_index, rec in chunk:
+            run = plan.runs[run_index]
+            if isinstance(rec, Reject):
+                result.rejects.append((index, run_index, rec))
+            elif rec.id in seen[run.data_source]:
+                dup = Reject(DUPLICATE_ID, f"id {rec.id!r} seen before", rec.original_id, rec.id, rec.file)
+                result.rejects.append((index, run_index, dup))
+            else:
+                seen[run.data_source].add(rec.id)  # every worker tracks ids: they decide alike
+                if not mine:
+                    continue
+                key = (run.data_source, run.split)
+                if index < plan.committed.get(key, 0):
+                    result.skipped += 1
+                    continue
+                out = materialize(rec, run, plan.opts)
+                if isinstance(out, Reject):
+                    result.rejects.append((index, run_index, out))
+                else:
+                    kept[key].append(out)
+        if not mine:
+            continue
+        result.read.update(plan.runs[run_index].data_source for _, run_index, _ in chunk)
+        result.rejects.sort(key=lambda r: r[0])
+        for key, rows in kept.items():
+            table = samples_to_table(rows, plan.schema)
+            result.tables[key] = _spill(plan, result.start, key, table) if plan.spill else table
+        yield result
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes.
+
+
+def _worker_main(plan: Plan, worker: int, workers: int, out: multiprocessing.Queue) -> None:
+    try:
+        for result in produce(plan, worker, workers):
+            out.put(("chunk", result))
+        out.put(("done", None))
+    except BaseException as exc:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = DatasetError(f"worker {worker}: {type(exc).__name__}: {exc}")
+        out.put(("error", exc))
+
+
+def spill_dir() -> str | None:
+    """A tmpfs directory with room to spare, or None (then results travel through the queue)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < 1 << 30:
+        return None
+    return tempfile.mkdtemp(prefix="triune-build-", dir="/dev/shm")
+
+
+def results(plan: Plan, workers: int) -> Iterator[ChunkResult]:
+    """All chunk results in order, produced inline (workers <= 1) or by worker processes.
+
+    With workers, results may reference files in `plan.spill` (see `spill_dir`); the caller
+    removes that directory once it has consumed them.
+    """
+    if workers <= 1:
+        yield from produce(plan)
+        return
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["triune_data.produce", "triune_data.sources"])  # import once, fork many
+    queues = [mp.Queue(maxsize=2) for _ in range(workers)]  # bounded: flat memory
+    procs = [
+        mp.Process(
+            target=_worker_main, args=(plan, w, workers, queues[w]), daemon=True, name=f"triune-build-{w}"
+        )
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        w = 0
+        while True:
+            kind, payload = _get(queues[w], procs[w])
+            if kind == "done":
+                return
+            if kind == "error":
+                raise payload
+            yield payload
+            w = (w + 1) % workers
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+
+
+def _get(q: multiprocessing.Queue, proc: multiprocessing.process.BaseProcess) -> tuple[str, object]:
+    while True:
+        try:
+            return q.get(timeout=1.0)
+        except queue.Empty:
+            if not proc.is_alive():
+                raise DatasetError(f"build worker {proc.name} died (exit code {proc.exitcode})") from None

@@ -1,0 +1,245 @@
+"""The reward service: FastAPI + uvicorn in front of a `RewardPool`.
+
+Endpoints (see `protocol`):
+
+- ``POST /v1/score``  a batch of items → their results, in order;
+- ``GET /healthz``    status, workers and their pids, queue depth, counters, version;
+- ``GET /metrics``    the same plus ok/not_applicable/error/timeout counts per data_source × verifier.
+
+Deliberate deviations from V-Triune's server (vtriune.md §2.1): one uvicorn process whose pool of
+`workers` verifier processes gives the parallelism (V-Triune ran 16 uvicorn workers, each scoring
+one sample per request in its event loop); batches instead of one sample per request; a hard
+per-item timeout; errors reported per item, never as zero rewards; 127.0.0.1 unless told otherwise;
+an optional bearer token (environment variable ``TRIUNE_REWARD_TOKEN``) required on every endpoint.
+
+FastAPI is imported lazily: pool workers import this module when it is run with ``python -m``.
+"""
+
+import argparse
+import collections
+import contextlib
+import functools
+import hmac
+import logging
+import os
+import time
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from triune_train.rewards.pool import RewardPool
+from triune_train.rewards.protocol import (
+    MAX_BODY_BYTES,
+    MAX_ITEMS,
+    PROTOCOL_VERSION,
+    TOKEN_ENV,
+    RewardServiceError,
+    encode_results,
+)
+
+log = logging.getLogger("triune.rewards.service")
+
+DEFAULT_PORT = 8192
+_MAX_SOURCES = 10_000  # distinct data_source × verifier counters kept
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return version("triune")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_app(
+    pool: RewardPool,
+    *,
+    token: str | None = None,
+    max_items: int = MAX_ITEMS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Any:
+    """The ASGI app serving `pool`. `token`, if set, is required as ``Authorization: Bearer``."""
+    import orjson
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    app = FastAPI(title="triune reward service", version=_version(), docs_url=None, redoc_url=None)
+    by_source: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
+    requests = collections.Counter()
+    expected = f"Bearer {token}".encode() if token else None
+
+    def error(status: int, message: str) -> Response:
+        return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+
+    def authorized(request: Request) -> bool:
+        if expected is None:
+            return True
+        return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+
+    async def read_body(request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return None
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > max_body_bytes:
+                return None
+            parts.append(part)
+        return b"".join(parts)
+
+    def count(items: list[Any], results: list[Any]) -> None:
+        for item, result in zip(items, results, strict=True):
+            ds, v = (item.get("data_source"), item.get("verifier")) if type(item) is dict else (None, None)
+            key = (ds if type(ds) is str else "", v if type(v) is str else "(invalid)")
+            if key not in by_source and len(by_source) >= _MAX_SOURCES:
+                key = ("(other)", "(other)")  # bound memory against clients inventing names
+            by_source[key][result.status] += 1
+
+    @app.post(f"/{PROTOCOL_VERSION}/score")
+    async def score(request: Request) -> Response:
+        if not authorized(request):
+            return error(401, "missing or wrong bearer token")
+        started = time.perf_counter()
+        body = await read_body(request)
+        if body is None:
+            return error(413, f"request body exceeds {max_body_bytes} bytes")
+        try:
+            req = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return error(400, f"body is not valid JSON: {exc}")
+        # Only the envelope is checked here; each item is validated in a worker (an invalid one
+        # gets status error), so this one process only parses and forwards.
+        if type(req) is not dict or type(req.get("items")) is not list or set(req) != {"items"}:
+            return error(422, 'body must be an object {"items": [item, ...]} and nothing else')
+        items = req["items"]
+        if len(items) > max_items:
+            return error(413, f"{len(items)} items exceed the limit of {max_items} per request")
+        try:
+            results = await pool.ascore(items)
+        except RewardServiceError as exc:  # the pool is closing (server shutdown)
+            return error(503, str(exc))
+        ids = [_item_id(i) for i in items]
+        count(items, results)
+        requests["score"] += 1
+        log.debug("scored %d items in %.1f ms", len(items), 1000 * (time.perf_counter() - started))
+        content = encode_results(results, ids if any(i is not None for i in ids) else None)
+        return Response(content, media_type="application/json")
+
+    def health() -> dict[str, Any]:
+        stats = pool.stats()
+        return {
+            "status": "broken" if stats["broken"] else "ok",
+            "version": _version(),
+            "protocol": PROTOCOL_VERSION,
+            "workers": stats["workers"],
+            "pids": stats["pids"],
+            "queue_depth": stats["queue_depth"],
+            "timeout_s": pool.timeout_s,
+            "max_items": max_items,
+            "counts": {
+                "requests": requests["score"],
+                "scored": stats["scored"],
+                "errors": stats["error"],
+                "timeouts": stats["timeout"],
+                "worker_restarts": stats["restarts"],
+                "worker_crashes": stats["crashes"],
+            },
+        }
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        if not authorized(request):
+            return error(401, "missing or wrong bearer token")
+        body = health()
+        code = 200 if body["status"] == "ok" else 503
+        return Response(orjson.dumps(body), status_code=code, media_type="application/json")
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        if not authorized(request):
+            return error(401, "missing or wrong bearer token")
+        rows = [
+            {
+                "data_source": ds,
+                "verifier": v,
+                **{s: c[s] for s in ("ok", "not_applicable", "error", "timeout")},
+            }
+            for (ds, v), c in sorted(by_source.items())
+        ]
+        return Response(orjson.dumps({**health(), "by_source": rows}), media_type="application/json")
+
+    return app
+
+
+def _item_id(item: Any) -> str | int | None:
+    i = item.get("id") if type(item) is dict else None
+    return i if type(i) in (str, int) else None
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    workers: int = 2,
+    *,
+    timeout_s: float = 10.0,
+    preload: Sequence[str] = (),
+    token: str | None = None,
+    max_items: int = MAX_ITEMS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    log_level: str = "info",
+) -> None:
+    """Run the reward service until interrupted (blocking).
+
+    `workers` is the number of verifier processes behind ONE uvicorn process. `token` defaults to
+    the ``TRIUNE_REWARD_TOKEN`` environment variable; without one, anyone who can reach the port
+    can use the service, so a non-loopback `host` without a token logs a warning.
+    """
+    import uvicorn
+
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        log.warning("serving on %s without a bearer token (set %s)", host, TOKEN_ENV)
+    with RewardPool(workers, timeout_s=timeout_s, preload=preload) as pool:
+        app = build_app(pool, token=token, max_items=max_items, max_body_bytes=max_body_bytes)
+        log.info(
+            "reward service on http://%s:%d (%d verifier workers, timeout %gs, token %s)",
+            host,
+            port,
+            workers,
+            timeout_s,
+            "required" if token else "off",
+        )
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, workers=1)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
+            uvicorn.Server(config).run()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m triune_train.rewards.service", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--workers", type=int, default=2, help="verifier processes (0 = score in the server)")
+    p.add_argument("--timeout-s", type=float, default=10.0, help="hard limit per item")
+    p.add_argument("--preload", action="append", default=[], help="extra module registering verifiers")
+    p.add_argument("--max-items", type=int, default=MAX_ITEMS)
+    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
+    p.add_argument("--log-level", default="info")
+    a = p.parse_args(argv)
+    serve(
+        a.host,
+        a.port,
+        a.workers,
+        timeout_s=a.timeout_s,
+        preload=a.preload,
+        max_items=a.max_items,
+        max_body_bytes=a.max_body_bytes,
+        log_level=a.log_level,
+    )
+
+
+if __name__ == "__main__":
+    main()
