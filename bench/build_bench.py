@@ -219,7 +219,7 @@ def main() -> None:
         ("(a) triune build-dataset --workers 2", w2, runs["triune_w2"]),
         (f"(c) datasets from_generator + PIL ({args.peers_images} images)", peer, [peers]),
     ]
-    print(f"\n| variant | MB/s | seconds (median) | peak RSS MB |\n|---|---:|---:|---:|")
+    print("\n| variant | MB/s | seconds (median) | peak RSS MB |\n|---|---:|---:|---:|")
     for name, r, rs in rows:
         print(f"| {name} | {r:.0f} | {statistics.median(x['seconds'] for x in rs):.2f} | {max(x['peak_rss_mb'] for x in rs):.0f} |")
     best = max(w1, w2)
