@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from triune_data.schema import TASK_CATEGORY, Message
+from triune_data.schema import TASK_CATEGORY, Box, Message
 
 BoxFrame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
 
@@ -80,15 +80,8 @@ class ImageRender:
 ImageSource: TypeAlias = ImageFile | ImageBytes | ImageRender
 
 
-@dataclass(frozen=True, slots=True)
-class DraftBox:
-    """A box as the source gives it, in `Draft.box_frame` (converted to pixels by the pipeline)."""
-
-    label: str
-    x1: float
-    y1: float
-    x2: float
-    y2: float
+# A box as the source gives it, in `Draft.box_frame`; the pipeline converts it to the canonical frame.
+DraftBox: TypeAlias = Box
 
 
 @dataclass(slots=True)

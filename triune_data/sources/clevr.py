@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
+from triune_data.sources._fields import BadRecord, first, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -37,8 +38,6 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, image_file, text
-from triune_data.sources.refcoco import first
 
 NOT_COUNTING = "not_counting"
 _COUNT = re.compile(r"\s*(?:<answer>\s*(\d{1,9})\s*</answer>|(\d{1,9}))\s*")  # linear: no nested repeats

@@ -18,15 +18,11 @@ reject` (default) rejects units prompting such a category (`crowd_region`), `ign
 crowd boxes. V-Triune's rule filters (>10 boxes per category, a box >50% of the image) are opt-in
 options, so the adapter stays a faithful converter; the area check uses the JSON's width/height,
 every other box check runs in the pipeline against the stored image's header.
-
-Helpers shared by the perception adapters (`BadRecord`, `text`, `coords`, `image_file`) live here.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,57 +30,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import RecipeError, SourceError
+from triune_data.sources._fields import BadRecord, coords, image_file, number, text
 from triune_data.sources.base import (
-    INVALID_TEXT,
     MALFORMED_RECORD,
     Draft,
     DraftBox,
-    ImageFile,
     Reject,
     SourceContext,
     SourceOptions,
     read_json_file,
     register_source,
 )
-
-
-class BadRecord(Exception):
-    """A record that becomes a Reject with `reason` (raised by the parsing helpers)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
-
-
-def text(value: Any, what: str) -> str:
-    """A non-empty string that encodes as UTF-8 (JSON escapes can carry lone surrogates)."""
-    if not isinstance(value, str) or not value.strip():
-        raise BadRecord(MALFORMED_RECORD, f"{what} is missing or not text: {str(value)[:60]!r}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRecord(INVALID_TEXT, f"{what} is not valid UTF-8: {value[:40]!r}") from None
-    return value
-
-
-_NUMBERS = frozenset({int, float})  # exact types: JSON true/false are bools, not numbers
-
-
-def number(value: Any) -> bool:
-    return type(value) in _NUMBERS
-
-
-def coords(value: Any, what: str) -> list[float]:
-    """Four numbers (NaN and inverted boxes pass: the pipeline rejects them as `invalid_box`)."""
-    if type(value) is not list or len(value) != 4 or not _NUMBERS.issuperset(map(type, value)):
-        raise BadRecord(MALFORMED_RECORD, f"{what} is not four numbers: {str(value)[:80]}")
-    return [float(v) for v in value]
-
-
-def image_file(root: Path, name: Any) -> ImageFile:
-    """The image `name` (relative to `root`, or absolute); the shard stores the normalised name."""
-    rel = posixpath.normpath(text(name, "image file name"))  # "./a/b.png" -> "a/b.png"
-    return ImageFile(file=os.path.join(root, rel), name=rel)
 
 
 def _key(value: Any) -> int | str | None:

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
+from triune_data.sources._fields import BadRecord, image_file, number, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -42,7 +43,6 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, image_file, number, text
 
 LOW_AGREEMENT = "low_answer_agreement"
 TOO_LONG = "answer_too_long"

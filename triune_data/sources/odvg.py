@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import Field
 
 from triune_data.errors import SourceError
+from triune_data.sources._fields import BadRecord, coords, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     Draft,
@@ -36,7 +37,6 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, coords, image_file, text
 
 
 class OdvgOptions(SourceOptions):

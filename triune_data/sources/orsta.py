@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import Field
 
 from triune_data.schema import BOX_TASKS, TASKS, Message, Task
+from triune_data.sources._fields import BadRecord, number, text
 from triune_data.sources._tabular import image_sources, iter_rows, parquet_files
 from triune_data.sources.base import (
     MALFORMED_RECORD,
@@ -54,7 +55,6 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, number, text
 
 UNKNOWN_TASK = "unknown_task"
 NOT_RULE_VERIFIABLE = "not_rule_verifiable"

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
+from triune_data.sources._fields import BadRecord, coords, first, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     Draft,
@@ -38,7 +39,6 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, coords, image_file, text
 
 _FRAMES = {"none": "pixel", "norm1000": "norm1000", "norm1": "norm1"}
 
@@ -74,13 +74,6 @@ def rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     if not isinstance(data, list):
         raise SourceError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     yield from enumerate(data, start=1)
-
-
-def first(row: dict, keys: list[str], what: str) -> Any:
-    for k in keys:
-        if k in row:
-            return row[k]
-    raise BadRecord(MALFORMED_RECORD, f"no {what} (looked for {', '.join(keys)})")
 
 
 @register_source("refcoco", options=RefCocoOptions, tasks=("grounding",))

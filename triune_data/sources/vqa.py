@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from triune_data.schema import IMAGE_PLACEHOLDER
+from triune_data.sources._fields import BadRecord, number, text
 from triune_data.sources._tabular import Row, TableFormat, image_sources, iter_rows, lookup
 from triune_data.sources.base import (
     MALFORMED_RECORD,
@@ -42,7 +43,6 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
-from triune_data.sources.coco import BadRecord, number, text
 
 MULTIPLE_CHOICE = "multiple_choice"
 ANSWER_NOT_IN_OPTIONS = "answer_not_in_options"

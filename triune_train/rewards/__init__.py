@@ -25,7 +25,6 @@ _EXPORTS = {
     "build_app": "service",
     "score_items_file": "scoring",
     "score_dataset": "scoring",
-    "format_summary": "scoring",
 }
 
 __all__ = sorted(_EXPORTS)

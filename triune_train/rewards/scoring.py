@@ -85,17 +85,6 @@ def score_dataset(
         return _run(entries, out_path, _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of a summary (for the CLI)."""
-    head = f"{'data_source':<28}{'count':>8}{'reward':>9}{'accuracy':>10}{'errors':>8}{'timeouts':>10}"
-    rows = [head]
-    for name, s in [*summary["by_source"].items(), ("TOTAL", summary["total"])]:
-        reward = "-" if s["mean_reward"] is None else f"{s['mean_reward']:.4f}"
-        acc = "-" if s["mean_accuracy"] is None else f"{s['mean_accuracy']:.4f}"
-        rows.append(f"{name:<28}{s['count']:>8}{reward:>9}{acc:>10}{s['error']:>8}{s['timeout']:>10}")
-    return "\n".join(rows)
-
-
 # ----------------------------------------------------------------------------------------------
 # Entries: one per input line, either a ScoreItem to score or an early error result.
 

@@ -20,7 +20,7 @@ from triune_data.schema import (
     Sample,
     samples_to_table,
 )
-from triune_train.rewards.scoring import format_summary, score_dataset, score_items_file
+from triune_train.rewards.scoring import score_dataset, score_items_file
 
 THINK = "<think>\nThere are 3 red cubes.\n</think>\n<answer>\n\\boxed{3}\n</answer>"
 
@@ -67,7 +67,7 @@ def test_items_file_with_malformed_lines(tmp_path: Path, workers: int) -> None:
     assert summary["by_source"]["geo"]["error"] == 1 and summary["by_source"]["geo"]["mean_reward"] is None
     assert summary["total"]["count"] == 6 and summary["total"]["error"] == 4
     assert [p.name for p in out.parent.iterdir()] == ["results.jsonl"]  # no temp file left behind
-    assert "clevr" in format_summary(summary) and "TOTAL" in format_summary(summary)
+    assert "clevr" in summary["by_source"] and summary["total"]["count"] > 0
 
 
 def test_items_file_through_a_server(tmp_path: Path, service: Service) -> None:
