@@ -1,6 +1,7 @@
 """V-Triune's reward judge and client, re-created from their description for `reward_bench.py`.
 
-Written from vtriune.md §2.1–2.3 and §3 (not from V-Triune's code), keeping what costs time:
+Written for the benchmark from the description in vtriune.md §2.1–2.3 and §3 (no V-Triune code is
+copied), keeping everything that costs time:
 
 - server: FastAPI, open CORS, ``POST /judge`` with ONE sample, a pydantic `Payload` whose verifier
   params are a JSON *string*; per request the verifier class is looked up and instantiated with
@@ -16,6 +17,9 @@ Written from vtriune.md §2.1–2.3 and §3 (not from V-Triune's code), keeping 
   not the released loop-variable bug: same cost, sane numbers.
 - client (`judge_all`): ``ThreadPoolExecutor(max_workers=min(32, n))``; each item runs its own
   ``asyncio.run`` with a fresh HTTP session (httpx here, aiohttp there), 30 s timeout, 3 tries.
+
+Left out, in V-Triune's favour: its other per-request log lines, and pycocotools' progress prints
+(captured in memory here rather than written to the server's stdout).
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from pydantic import BaseModel
 
-logging.basicConfig(level=logging.INFO)
-log = logging.getLogger("vtriune.judge")
+log = logging.getLogger("vtriune.judge")  # V-Triune logs at INFO to stderr (root basicConfig there)
+log.addHandler(logging.StreamHandler())
+log.setLevel(logging.INFO)
 THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 VERIFIERS: dict[str, type] = {}
 
@@ -75,7 +80,9 @@ class MathVerifyVerifier(BaseVerifier):
         gold = math_verify.parse(solution.lower(), extraction_mode="first_match")
         if not gold:
             return 0.0
-        norm = NormalizationConfig(nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=True)
+        norm = NormalizationConfig(
+            nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=True
+        )
         config = math_verify.LatexExtractionConfig(
             normalization_config=norm, boxed_match_priority=0, try_extract_without_anchor=False
         )
@@ -150,8 +157,9 @@ def match_iou_first(pred: list[dict], gt: list[dict], tau: float) -> list[float]
     return out
 
 
-def pycocotools_map(pred: list[dict], gt: list[dict]) -> dict[str, float]:
-    """Per-sample COCO AP as V-Triune gets it: one-image COCO objects, COCOeval, stats[0:3]."""
+def coco_objects(pred: list[dict], gt: list[dict]) -> tuple[COCO, list[dict]] | None:
+    """V-Triune's one-image COCO ground truth (categories = GT labels) and results (score 1.0, other
+    labels dropped); None when no prediction has a GT label (then every AP is 0)."""
     cats: dict[str, int] = {}
     anns = []
     for k, g in enumerate(gt):
@@ -164,17 +172,28 @@ def pycocotools_map(pred: list[dict], gt: list[dict]) -> dict[str, float]:
              "bbox": [p["bbox_2d"][0], p["bbox_2d"][1], p["bbox_2d"][2] - p["bbox_2d"][0],
                       p["bbox_2d"][3] - p["bbox_2d"][1]]} for p in pred if p["label"] in cats]  # fmt: skip
     if not dets:
-        return {"map": 0.0, "map50": 0.0, "map75": 0.0}
+        return None
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress on every call
         coco_gt = COCO()
         coco_gt.dataset = {"images": [{"id": 0}], "annotations": anns,
                            "categories": [{"id": i, "name": n} for n, i in cats.items()]}  # fmt: skip
         coco_gt.createIndex()
-        ev = COCOeval(coco_gt, coco_gt.loadRes(dets), "bbox")
+        return coco_gt, coco_gt.loadRes(dets)
+
+
+def coco_eval(coco_gt: COCO, coco_dt: COCO) -> dict[str, float]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
     return {"map": float(ev.stats[0]), "map50": float(ev.stats[1]), "map75": float(ev.stats[2])}
+
+
+def pycocotools_map(pred: list[dict], gt: list[dict]) -> dict[str, float]:
+    """Per-sample COCO AP as V-Triune gets it: stats[0:3] of COCOeval on one image."""
+    objects = coco_objects(pred, gt)
+    return coco_eval(*objects) if objects else {"map": 0.0, "map50": 0.0, "map75": 0.0}
 
 
 @register("detection")

@@ -39,6 +39,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +184,12 @@ def _pred_config(params: MathParams, in_block: bool) -> list[Any]:
     return config
 
 
-def _gold(ground_truth: str, params: MathParams) -> list[Any]:
+# GRPO scores a group of rollouts against one gold (V-Triune: 8 per prompt), and rollouts repeat
+# each other's final answers: the parsed gold and each (gold, answer) verdict are cached. Parsed
+# values are immutable sympy objects; sympy's == is structural (Float precision included), so a
+# cache hit is the same comparison. Failures raise and are never cached.
+@lru_cache(maxsize=1024)
+def _gold(ground_truth: str, params: MathParams) -> tuple[Any, ...]:
     import sympy
     from math_verify import parse
     from math_verify.errors import TimeoutException
@@ -208,13 +214,36 @@ def _gold(ground_truth: str, params: MathParams) -> list[Any]:
     if not any(isinstance(g, sympy.Basic | sympy.MatrixBase) for g in gold):
         # Only math-verify's raw-string fallback: comparing would be bare string equality.
         raise VerifierError(f"math: ground truth {ground_truth[:80]!r} cannot be parsed by math-verify")
-    return gold
+    return tuple(gold)
+
+
+@lru_cache(maxsize=8192)
+def _equal(gold: Any, pred: Any, float_rounding: int, numeric_precision: int, timeout: int | None) -> bool:
+    from math_verify import verify
+
+    return verify(
+        gold,
+        pred,
+        float_rounding=float_rounding,
+        numeric_precision=numeric_precision,
+        timeout_seconds=timeout,
+        raise_on_error=True,
+    )
+
+
+def _verify(gold: Any, pred: Any, params: MathParams) -> bool:
+    args = (params.float_rounding, params.numeric_precision, _alarm(params))
+    try:
+        hash((gold, pred))
+    except TypeError:  # a mutable sympy matrix: compare without the cache
+        return _equal.__wrapped__(gold, pred, *args)
+    return _equal(gold, pred, *args)
 
 
 @register_verifier("math", params=MathParams, aliases=("mathverify",))
 def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff math-verify finds the completion's answer equal to the gold answer."""
-    from math_verify import parse, verify
+    from math_verify import parse
     from math_verify.errors import TimeoutException
 
     fmt = format_score(completion, params.format)
@@ -252,14 +281,7 @@ def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: Ver
     notes = []
     for g, p in product(gold, pred):
         try:
-            if verify(
-                g,
-                p,
-                float_rounding=params.float_rounding,
-                numeric_precision=params.numeric_precision,
-                timeout_seconds=_alarm(params),
-                raise_on_error=True,
-            ):
+            if _verify(g, p, params):
                 return Verdict(1.0, fmt, {"predicted": 1.0})
         except TimeoutException:
             notes.append("comparison timed out")

@@ -5,9 +5,10 @@ Why not `concurrent.futures.ProcessPoolExecutor`: it cannot stop one hung task (
 the whole executor. Here a dispatcher thread owns N worker processes:
 
 - items travel in chunks (one pickle and one pipe message per chunk, not per item) sized from the
-  measured cost of an item to ~5 ms of work: cheap verifiers amortise IPC, costly ones stay
-  balanced over the workers; a worker gets a second small chunk ahead so that it does not wait a
-  round trip between chunks;
+  measured cost of an item to ~5 ms of work, at least 16 items: cheap verifiers amortise IPC,
+  costly ones stay balanced over the workers, and a GRPO group's rollouts (sent together) mostly
+  share a worker and its verifier caches; a worker gets a second small chunk ahead so that it
+  does not wait a round trip between chunks;
 - before scoring an item a worker writes (start time, index, chunk) into shared memory; the
   dispatcher kills a worker whose current item has run longer than `timeout_s`, gives that item
   status "timeout", re-queues the rest and starts a replacement;
@@ -54,6 +55,10 @@ log = logging.getLogger("triune.rewards.pool")
 
 MAX_CHUNK = 256
 CHUNK_SECONDS = 0.005  # aim: a chunk is ~5 ms of work (IPC amortised, yet workers stay balanced)
+# ... but never fewer than 16 items (when a request has enough): the rollouts of a GRPO group arrive
+# together and verifiers cache per-group work (the parsed gold, repeated answers, math-verify's
+# small LaTeX cache); split over workers, each redoes it (~30 % more CPU an item in bench/reward_bench.py).
+MIN_CHUNK = 16
 QUEUED_PER_WORKER = 2  # chunks sent ahead to one worker ...
 PIPELINE_BYTES = 64 * 1024  # ... when the second one is small enough never to block the sender
 _START_TIMEOUT_S = 120.0
@@ -283,7 +288,9 @@ class RewardPool:
         job = _Job([_payload(i) for i in items], [None] * n, fut, n)
         # Cut and pickle here, in the caller's thread: an unpicklable item raises to the caller.
         by_cost = round(CHUNK_SECONDS / self._item_s)  # cheap items: big chunks; costly ones: small
-        size = self.chunk_size or max(1, min(MAX_CHUNK, math.ceil(n / (2 * self.workers)), by_cost))
+        size = self.chunk_size or max(
+            1, min(MAX_CHUNK, math.ceil(n / (2 * self.workers)), max(MIN_CHUNK, by_cost))
+        )
         try:
             job.chunks = [
                 _Chunk(job, list(range(a, min(n, a + size))), _dumps(job.items[a : a + size]))
