@@ -65,13 +65,16 @@ def build_dataset_cmd(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=err_console, transient=True, disable=json_out) as bar:
+    # auto_refresh=False: no refresh thread, so build workers can be forked (see triune_data.produce).
+    progress = Progress(*columns, console=err_console, transient=True, disable=json_out, auto_refresh=False)
+    with progress as bar:
         task = bar.add_task("build", total=None, status="")
 
         def on_progress(p) -> None:
             bar.update(
                 task, status=f"{p.records} read, {p.kept} kept, {p.rejected} rejected, {p.bytes / 1e6:.1f} MB"
             )
+            bar.refresh()
 
         report = build_dataset(
             recipe, out, workers=workers, resume=resume, overwrite=overwrite, progress=on_progress

@@ -4,7 +4,7 @@
 
 On a generated COCO-style source of real JPEGs (bench/_coco_source.py), each variant runs in its
 own child process (so imports and memory are its own) and times itself; a sampler in this process
-reads the peak resident memory of the child's whole process tree from /proc.
+reads the peak proportional resident memory (Pss) of the child's whole process tree from /proc.
 
 (a) triune    `build_dataset` of a coco-adapter recipe, --workers 1 and 2;
 (b) limit     pyarrow alone: read each file's bytes and write them with the same fields to
@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -113,14 +114,18 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(items)}))
 
 
 def _tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and all its descendants, from /proc."""
+    """Resident bytes of `pid` and all its descendants, from /proc.
+
+    Proportional (Pss): pages shared between a parent and its forked workers are split between
+    them rather than counted once per process, which would inflate a forked tree's total.
+    """
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1]) * 1024
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
@@ -133,7 +138,10 @@ def _tree_rss(pid: int) -> int:
 def run_variant(script: str, *args: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     peak = 0
     done = threading.Event()
@@ -173,6 +181,36 @@ def _recipe(annotations: Path, name: str) -> Path:
     return path
 
 
+def _jsonl_recipe(src: Path, factor: int) -> Path:
+    """The source as VQA JSONL rows (one per image, `factor` times over), read by the `vqa` adapter."""
+    coco = json.loads((src / "instances.json").read_text())
+    rows = WORK / f"vqa_x{factor}.jsonl"
+    with open(rows, "w") as fh:
+        for k in range(factor):
+            for im in coco["images"]:
+                row = {
+                    "id": f"{k}-{im['id']}",
+                    "image": im["file_name"],
+                    "question": "How many?",
+                    "answer": "3",
+                }
+                fh.write(json.dumps(row) + "\n")
+    path = WORK / f"rss-vqa-{factor}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name: rss-vqa-{factor}
+            prompts: {ROOT / "recipes" / "prompts" / "vtriune.yaml"}
+            sources:
+              - adapter: vqa
+                data_source: vqa
+                options: {{path: {rows}, images: {src / "images"}, task: math}}
+            """
+        )
+    )
+    return path
+
+
 def _warm(images: Path) -> None:
     for p in images.iterdir():
         with open(p, "rb") as fh:
@@ -195,7 +233,9 @@ def main() -> None:
     out = WORK / "out"
     out.mkdir(parents=True, exist_ok=True)
     _warm(images)
-    print(f"source: {args.images} JPEGs, {mb:.0f} MB ({per_image * 1000:.0f} KB each), {info['annotations']} boxes")
+    print(
+        f"source: {args.images} JPEGs, {mb:.0f} MB ({per_image * 1000:.0f} KB each), {info['annotations']} boxes"
+    )
 
     recipe = _recipe(ann, "bench-coco")
     runs: dict[str, list[dict]] = {"limit": [], "triune_w1": [], "triune_w2": []}
@@ -203,9 +243,10 @@ def main() -> None:
         runs["limit"].append(run_variant(LIMIT, str(ann), str(images), str(out / "limit.parquet")))
         runs["triune_w1"].append(run_variant(TRIUNE, str(recipe), str(out / "triune"), "1"))
         runs["triune_w2"].append(run_variant(TRIUNE, str(recipe), str(out / "triune"), "2"))
-    peers = run_variant(
-        PEERS, str(ann), str(images), str(out / "peers.parquet"), str(args.peers_images), str(out / "hf_cache")
-    )
+    with tempfile.TemporaryDirectory(dir=WORK) as cache:  # fresh: datasets would reuse a cached generator
+        peers = run_variant(
+            PEERS, str(ann), str(images), str(out / "peers.parquet"), str(args.peers_images), cache
+        )
 
     def rate(rs: list[dict], megabytes: float) -> float:
         return megabytes / statistics.median(r["seconds"] for r in rs)
@@ -221,19 +262,30 @@ def main() -> None:
     ]
     print("\n| variant | MB/s | seconds (median) | peak RSS MB |\n|---|---:|---:|---:|")
     for name, r, rs in rows:
-        print(f"| {name} | {r:.0f} | {statistics.median(x['seconds'] for x in rs):.2f} | {max(x['peak_rss_mb'] for x in rs):.0f} |")
+        print(
+            f"| {name} | {r:.0f} | {statistics.median(x['seconds'] for x in rs):.2f} | {max(x['peak_rss_mb'] for x in rs):.0f} |"
+        )
     best = max(w1, w2)
     print(f"\ntriune / limit: {best / limit:.2f} (target >= 0.50)")
     print(f"triune / peers: {best / peer:.1f}x (target >= 3)")
     print(f"workers 2 / workers 1: {w2 / w1:.2f} (target > 1)")
 
-    scaled = _recipe(scaled_annotations(src, args.scale), f"bench-coco-x{args.scale}")
-    big = run_variant(TRIUNE, str(scaled), str(out / "triune_big"), "2")
-    small_rss = max(r["peak_rss_mb"] for r in runs["triune_w2"])
-    print(
-        f"peak RSS, --workers 2: {small_rss:.0f} MB at {args.images} images, {big['peak_rss_mb']:.0f} MB at "
-        f"{args.images * args.scale} images ({big['peak_rss_mb'] / small_rss:.2f}x; target flat, < 1024 MB)"
-    )
+    # Memory when the source grows: COCO keeps its whole annotation index in memory (the format is
+    # one JSON document), a JSONL source streams. Same images, listed `scale` times over.
+    print(f"\npeak memory (Pss of the process tree) as the source grows {args.scale}x:")
+    print(f"| source | workers | 1x MB | {args.scale}x MB | ratio |\n|---|---:|---:|---:|---:|")
+    recipes = {
+        "coco (JSON index)": (
+            _recipe(ann, "rss-coco-1"),
+            _recipe(scaled_annotations(src, args.scale), "rss-coco-n"),
+        ),
+        "vqa jsonl (streamed)": (_jsonl_recipe(src, 1), _jsonl_recipe(src, args.scale)),
+    }
+    for name, (one, many) in recipes.items():
+        for workers in ("1", "2"):
+            a = run_variant(TRIUNE, str(one), str(out / "rss"), workers)["peak_rss_mb"]
+            b = run_variant(TRIUNE, str(many), str(out / "rss"), workers)["peak_rss_mb"]
+            print(f"| {name} | {workers} | {a:.0f} | {b:.0f} | {b / a:.2f} |")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,11 @@ import pyarrow as pa
 from triune_data.errors import DatasetError
 from triune_data.images import ImagePolicy
 from triune_data.materialize import MaterializeOptions
-from triune_data.produce import CHUNK_SIZE, ChunkResult, Plan, results, runs_of, spill_dir
+from triune_data.produce import CHUNK_SIZE, ChunkResult, Plan, Producer, fast_memory_pool, runs_of, spill_dir
 from triune_data.recipe import LoadedRecipe, load_recipe
 from triune_data.schema import SCHEMA_VERSION, arrow_schema
 from triune_data.sources.base import Reject
-from triune_data.writer import REJECT_SCHEMA, ShardSeries, atomic_write_json, write_table_atomic
+from triune_data.writer import REJECT_SCHEMA, ShardSeries, atomic_write_json, sha256_file, write_table_atomic
 
 WORK_DIR = ".work"
 
@@ -89,6 +90,7 @@ class _Build:
         self.cap = int(out_cfg.shard_size_mb * 1024 * 1024)
         self.row_group = int(out_cfg.row_group_mb * 1024 * 1024)
         self.series: dict[tuple[str, str], ShardSeries] = {}
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
         self.reject_rows: list[dict[str, Any]] = []
         self.reject_parts: list[str] = []
         self.rejects_upto = 0
@@ -131,8 +133,19 @@ class _Build:
 
     def _series(self, key: tuple[str, str]) -> ShardSeries:
         if key not in self.series:
-            self.series[key] = ShardSeries(self.work, key[0], key[1], self.schema, self.cap, self.row_group)
+            self.series[key] = ShardSeries(
+                self.work, key[0], key[1], self.schema, self.cap, self.row_group, hasher=self._hash_later
+            )
         return self.series[key]
+
+    def series_by_key(self, key: str) -> ShardSeries:
+        source, split = key.split("/", 1)
+        return self.series[(source, split)]
+
+    def _hash_later(self, path: Path) -> Future[str]:
+        # Hashing a closed shard (hot in the page cache) on its own thread keeps it off the
+        # writer's critical path; hashlib releases the GIL.
+        return self.hasher.submit(sha256_file, path)
 
     # -- writing --------------------------------------------------------------------------
     def _flush_rejects(self, upto: int) -> None:
@@ -263,11 +276,14 @@ def build_dataset(
         committed={key: s.committed_upto for key, s in b.series.items()},
         spill=spill_dir() if workers > 1 else None,
     )
+    previous_pool = pa.default_memory_pool()
+    pa.set_memory_pool(fast_memory_pool())
+    producer = Producer(plan, workers)  # before any thread of ours starts (see Producer)
     writer = _Writer(b)
     writer.start()
     skipped = end = 0
     try:
-        for result in results(plan, workers):
+        for result in producer:
             skipped += result.skipped
             end = result.end
             writer.put(result)
@@ -280,10 +296,16 @@ def build_dataset(
         if writer.is_alive():
             writer.close(abort=True)
         b.abort()
+        b.hasher.shutdown(cancel_futures=True)
         raise
     finally:
+        producer.close()
+        pa.set_memory_pool(previous_pool)
         if plan.spill:
             shutil.rmtree(plan.spill, ignore_errors=True)
     from triune_data.manifest import write_outputs
 
-    return write_outputs(b, skipped)
+    try:
+        return write_outputs(b, skipped)
+    finally:
+        b.hasher.shutdown()

@@ -50,6 +50,7 @@ def write_outputs(b: _Build, skipped: int) -> BuildReport:
     from triune_data.hub import render_card
 
     out, work = b.out, b.work
+    b.hasher.shutdown(wait=True)  # shards are hashed where they were written: before they move
     states = {s.key: s.state() for s in b.series.values()}
     mapping = final_shard_names(states)
     for provisional, final in mapping.items():
@@ -83,7 +84,7 @@ def write_outputs(b: _Build, skipped: int) -> BuildReport:
                     "split": split,
                     "rows": shard["rows"],
                     "bytes": shard.get("bytes") or path.stat().st_size,
-                    "sha256": shard.get("sha256") or sha256_file(path),
+                    "sha256": _digest(b, key, shard["name"], path),
                 }
             )
 
@@ -132,6 +133,12 @@ def write_outputs(b: _Build, skipped: int) -> BuildReport:
     shutil.rmtree(work, ignore_errors=True)
     total = sum(f["bytes"] for f in files)
     return BuildReport(out=out, sources=counts, files=len(files), bytes=total, resumed_from=skipped)
+
+
+def _digest(b: _Build, key: str, name: str, path: Path) -> str:
+    """The shard's sha256: hashed in the background when it closed, or now (resumed builds)."""
+    future = b.series_by_key(key).digests.get(name)
+    return future.result() if future is not None else sha256_file(path)
 
 
 def _rows_by_split(splits: dict[str, dict[str, int]]) -> dict[str, int]:

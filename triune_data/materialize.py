@@ -6,10 +6,11 @@ Every check that fails gives a `Reject` with a named reason; nothing here raises
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from triune_data.errors import RecipeError, VerifierError
 from triune_data.images import ImagePolicy, ImageProblem, probe
@@ -75,33 +76,41 @@ def _reject(draft: Draft, reason: str, detail: str) -> Reject:
     return Reject(reason, detail, original_id=draft.original_id, id=draft.id, file=draft.file)
 
 
+_FRAME_SCALE = {
+    "pixel": lambda w, h: (1.0, 1.0),
+    "norm1000": lambda w, h: (w / 1000.0, h / 1000.0),
+    "norm1": lambda w, h: (float(w), float(h)),
+}
+
+
 def _canonical_box(b: DraftBox, frame: str, width: int, height: int, tol: float) -> Box:
-    coords = (b.x1, b.y1, b.x2, b.y2)
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in coords):
-        raise _Rejected(INVALID_BOX, f"non-finite coordinates {list(coords)!r} for {b.label!r}")
-    sx, sy = {"pixel": (1.0, 1.0), "norm1000": (width / 1000.0, height / 1000.0), "norm1": (width, height)}[
-        frame
-    ]
+    try:
+        finite = math.isfinite(b.x1 + b.y1 + b.x2 + b.y2)  # NaN or inf anywhere makes the sum non-finite
+    except TypeError:
+        finite = False
+    if not finite:
+        raise _Rejected(INVALID_BOX, f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
+    sx, sy = _FRAME_SCALE[frame](width, height)
     x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
     if not (x2 > x1 and y2 > y1):
-        raise _Rejected(INVALID_BOX, f"box {list(coords)!r} for {b.label!r} has no area")
+        raise _Rejected(INVALID_BOX, f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
         raise _Rejected(BOX_OUTSIDE_IMAGE, f"box {[x1, y1, x2, y2]!r} outside {width}x{height}")
-    x1, y1 = max(x1, 0.0), max(y1, 0.0)
-    x2, y2 = min(x2, float(width)), min(y2, float(height))
     if not b.label.strip():
         raise _Rejected(INVALID_BOX, "box without a label")
-    return Box(label=b.label, x1=float(x1), y1=float(y1), x2=float(x2), y2=float(y2))
+    return Box(
+        b.label, float(max(x1, 0.0)), float(max(y1, 0.0)), float(min(x2, width)), float(min(y2, height))
+    )
 
 
 def _num(v: float) -> float | int:
-    return int(v) if float(v).is_integer() else round(v, 2)
+    return int(v) if v.is_integer() else round(v, 2)
 
 
 def boxes_answer(boxes: list[Box]) -> str:
     """Qwen-style answer text for boxes in the canonical frame (what an SFT target would be)."""
     items = [{"bbox_2d": [_num(b.x1), _num(b.y1), _num(b.x2), _num(b.y2)], "label": b.label} for b in boxes]
-    return json.dumps(items, ensure_ascii=False)
+    return orjson.dumps(items).decode()
 
 
 def _check_text(draft: Draft) -> None:

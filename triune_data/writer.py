@@ -18,7 +18,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,39 +69,7 @@ def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
     return h.hexdigest()
 
 
-class HashingFile:
-    """A binary file that hashes what passes through it: a shard's sha256 without reading it back."""
-
-    def __init__(self, path: Path):
-        self._file = open(path, "wb")  # noqa: SIM115  (closed in close())
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: bytes | memoryview) -> int:
-        self._hash.update(data)
-        self.size += memoryview(data).nbytes
-        return self._file.write(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._file.close()
-            self.closed = True
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
-def _parquet_writer(path: Path | HashingFile, schema: pa.Schema) -> pq.ParquetWriter:
+def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     # Image bytes are already compressed (JPEG/PNG): store them as-is and skip their statistics.
     has_images = "images" in schema.names
     compression: str | dict[str, str] = "zstd"
@@ -159,8 +128,9 @@ class ShardSeries:
     row_group_bytes: int
     shards: list[dict[str, Any]] = field(default_factory=list)  # committed: name, rows
     committed_upto: int = 0  # every draft index below this is in a committed shard
+    hasher: Callable[[Path], Future[str]] | None = None  # hashes a closed shard off the writer thread
+    digests: dict[str, Future[str]] = field(default_factory=dict)
     _writer: pq.ParquetWriter | None = None
-    _sink: HashingFile | None = None
     _tmp: Path | None = None
     _buffer: list[pa.Table] = field(default_factory=list)
     _buffer_bytes: int = 0
@@ -191,8 +161,7 @@ class ShardSeries:
         if self._writer is None:
             self._tmp = self.work / (self._name(len(self.shards)) + ".tmp")
             self._tmp.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = HashingFile(self._tmp)
-            self._writer = _parquet_writer(self._sink, self.schema)
+            self._writer = _parquet_writer(self._tmp, self.schema)
         group = pa.concat_tables(self._buffer)
         self._writer.write_table(group, row_group_size=max(group.num_rows, 1))
         self._shard_bytes += self._buffer_bytes
@@ -204,14 +173,15 @@ class ShardSeries:
             self.committed_upto = upto
             return False
         self._flush_buffer()
-        assert self._writer is not None and self._tmp is not None and self._sink is not None
+        assert self._writer is not None and self._tmp is not None
         self._writer.close()
-        self._sink.close()
         name = self._name(len(self.shards))
-        digest, size = self._sink.hexdigest(), self._sink.size
+        size = self._tmp.stat().st_size
         os.replace(self._tmp, self.work / name)
-        self.shards.append({"name": name, "rows": self._shard_rows, "bytes": size, "sha256": digest})
-        self._writer, self._tmp, self._sink = None, None, None
+        self.shards.append({"name": name, "rows": self._shard_rows, "bytes": size})
+        if self.hasher is not None:
+            self.digests[name] = self.hasher(self.work / name)
+        self._writer, self._tmp = None, None
         self._shard_bytes = self._shard_rows = 0
         self.committed_upto = upto
         return True
@@ -219,8 +189,6 @@ class ShardSeries:
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        if self._sink is not None:
-            self._sink.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
 

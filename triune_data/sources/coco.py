@@ -98,16 +98,22 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         wanted = {cid for cid, n in names.items() if n in set(opts.categories)}
     coco = _Coco(opts, ctx, names, wanted)
 
-    images = data["images"]
+    images, annotations = data["images"], data["annotations"]
+    del data
     image_ids = {_key(im.get("id")) for im in images if isinstance(im, dict)} - {None}
-    by_image: dict[int | str, list[dict]] = {}
+    by_image: dict[int | str, list[_Ann]] = {}
     orphans: list[tuple[int, Any]] = []
-    for i, ann in enumerate(data["annotations"]):  # index once: O(images + annotations)
+    for i, ann in enumerate(annotations):  # index once: O(images + annotations)
         iid = _key(ann.get("image_id")) if isinstance(ann, dict) else None
         if iid in image_ids:
-            by_image.setdefault(iid, []).append(ann)
+            # Keep four fields, not the dict: COCO annotations also carry segmentation polygons,
+            # and this index lives for the whole build (in every worker).
+            by_image.setdefault(iid, []).append(
+                (ann.get("id"), ann.get("category_id"), ann.get("bbox"), ann.get("iscrowd"))
+            )
         else:
             orphans.append((i, ann))
+    del annotations
 
     seen: set[int | str] = set()
     for i, im in enumerate(images):
@@ -132,6 +138,7 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
 
 
 _TABLES = ("images", "annotations", "categories")
+_Ann = tuple[Any, Any, Any, Any]  # (id, category_id, bbox, iscrowd) of one annotation
 
 
 def _category_names(categories: list, path: Path) -> dict[int | str, str | BadRecord]:
@@ -158,25 +165,25 @@ class _Coco:
         self.order = {cid: i for i, cid in enumerate(names)}  # prompts list categories in file order
         self.root, self.file = ctx.path(opts.images), opts.annotations
 
-    def units(self, iid: int | str, im: dict, anns: list[dict]) -> list[Draft | Reject]:
+    def units(self, iid: int | str, im: dict, anns: list[_Ann]) -> list[Draft | Reject]:
         opts, names = self.opts, self.names
         image = image_file(self.root, im.get("file_name"))
         boxes: dict[int | str, list[DraftBox]] = {}  # prompted category id -> its boxes
         crowded: set[int | str] = set()
-        for ann in anns:
-            cid = _key(ann.get("category_id"))
+        for aid, category_id, bbox, iscrowd in anns:
+            cid = _key(category_id)
             if cid not in names:
                 raise BadRecord(
                     MALFORMED_RECORD,
-                    f"annotation {ann.get('id')}: unknown category_id {ann.get('category_id')!r}",
+                    f"annotation {aid}: unknown category_id {category_id!r}",
                 )
-            x, y, w, h = coords(ann.get("bbox"), f"annotation {ann.get('id')} bbox")
+            x, y, w, h = coords(bbox, f"annotation {aid} bbox")
             name = names[cid]
             if cid not in self.wanted:
                 continue
             if isinstance(name, BadRecord):
                 raise name
-            if ann.get("iscrowd"):
+            if iscrowd:
                 if opts.crowd == "reject":
                     crowded.add(cid)
                     boxes.setdefault(cid, [])
