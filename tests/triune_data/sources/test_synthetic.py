@@ -438,7 +438,7 @@ def test_ground_truth_gets_full_marks_from_the_task_verifier(task):
         size = (s.image_sizes[0].width, s.image_sizes[0].height)
         if task in ("detection", "grounding"):
             right = f"<think>\nfound them\n</think>\n<answer>\n{s.ground_truth}\n</answer>"
-            wrong = right.replace('"bbox_2d": [', '"bbox_2d": [1000, 1000, 1001, 1001, ')  # not a box
+            wrong = re.sub(r'"bbox_2d":\s*\[', '"bbox_2d": [1000, 1000, 1001, 1001, ', right)  # not a box
         else:
             right = f"<think>\nread it\n</think>\nThe answer is \\boxed{{{s.ground_truth}}}."
             wrong = right.replace(f"{{{s.ground_truth}}}", "{98765}")
