@@ -18,18 +18,25 @@ A category without non-ignored GT is undefined (-1), and so is the whole AP when
 defined (an image without GT): `CocoAP` keeps pycocotools' -1; the verifiers map it to their own
 convention.
 
-Speed: a sample has a handful of boxes, so numpy's per-call overhead is what costs. One IoU matrix
-serves all categories; the greedy matching loops in Python over the few (detection, GT) pairs with
-IoU >= 0.5 (the only ones any threshold can match); precision is computed for all thresholds at
-once. Results are bit-identical to the straightforward version; about 28x faster than building
-COCO objects and running COCOeval on `bench/reward_bench.py`'s detection items (~0.13 vs ~3.6 ms).
+Speed: a sample has a handful of boxes, so numpy's per-call overhead is what costs, and the work
+is plain Python until the last step. IoU is computed only for same-category pairs; the greedy
+matching loops over the few pairs with IoU >= 0.5 (the only ones any threshold can match). The
+interpolated precision is a step function of the recall threshold: for k = 0..n_pos true
+positives it is the suffix maximum of the precision at the k-th true positive, and the 101 recall
+points are runs of those values. The (T, R, K) array that summarize averages is then one
+`np.repeat`, averaged by the same `np.add.reduce` as `np.mean`, so the results are bit-identical to
+building it cell by cell. ~35 µs vs ~3.5 ms for COCO objects + COCOeval on `bench/reward_bench.py`'s
+detection items.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeAlias
 
 import numpy as np
 
@@ -39,7 +46,7 @@ MAX_DETS = 100
 AREA_ALL = (0.0**2, 1e5**2)
 _THRS = np.minimum(IOU_THRS, 1 - 1e-10).tolist()  # evaluateImg's per-threshold starting IoU
 _EPS = float(np.spacing(1))
-_ROWS = np.arange(len(IOU_THRS))[:, None]
+NUMPY_PAIRS = 256  # above this many (detection, GT) pairs, IoU is one numpy matrix instead of a loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,45 +58,91 @@ class CocoAP:
     map75: float
 
 
-def _xywh(boxes: np.ndarray) -> tuple[np.ndarray, list[bool]]:
-    """(4, N) rows x, y, w, h of xyxy boxes, as V-Triune hands them to pycocotools (w = x2 - x1),
-    and which boxes lie outside areaRng "all"."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    xywh = b.T.copy()
-    xywh[2:] -= xywh[:2]
-    area = xywh[2] * xywh[3]
-    return xywh, ((area < AREA_ALL[0]) | (area > AREA_ALL[1])).tolist()
+XYWH: TypeAlias = tuple[float, float, float, float]
 
 
-def _bb_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(D, G) IoU of (4, N) xywh boxes, the same float operations as pycocotools' maskApi `bbIou`."""
-    dx, dy, dw, dh = dt[:, :, None]
-    gx, gy, gw, gh = gt[:, None, :]
+def _xywh(boxes: np.ndarray | Sequence[Sequence[float]]) -> tuple[list[XYWH], list[bool]]:
+    """x, y, w, h of xyxy boxes, as V-Triune hands them to pycocotools (w = x2 - x1), and which
+    boxes lie outside areaRng "all"."""
+    rows = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).tolist()
+    out = [(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in rows]
+    return out, [w * h < AREA_ALL[0] or w * h > AREA_ALL[1] for _, _, w, h in out]
+
+
+def _candidates(
+    dt: list[XYWH], d_cat: list[int], gt: list[XYWH], g_cat: list[int]
+) -> list[list[tuple[int, float]]]:
+    """For each detection, (GT index, IoU) of its same-category GT with IoU >= 0.5, in GT order.
+
+    The IoU is pycocotools' maskApi `bbIou`, the same float operations (min/max written as
+    conditional expressions: builtin calls would cost more than the arithmetic).
+    """
+    if len(dt) * len(gt) > NUMPY_PAIRS:
+        return _candidates_numpy(dt, d_cat, gt, g_cat)
+    by_cat: dict[int, list[tuple[int, float, float, float, float, float, float]]] = {}
+    for j, ((gx, gy, gw, gh), k) in enumerate(zip(gt, g_cat, strict=True)):
+        by_cat.setdefault(k, []).append((j, gx, gy, gx + gw, gy + gh, gw * gh))
+    cands: list[list[tuple[int, float]]] = []
+    for (dx, dy, dw, dh), k in zip(dt, d_cat, strict=True):
+        row = []
+        dx2, dy2, d_area = dw + dx, dh + dy, dw * dh
+        for j, gx, gy, gx2, gy2, g_area in by_cat.get(k, ()):
+            w = (dx2 if dx2 < gx2 else gx2) - (dx if dx > gx else gx)
+            if w > 0:
+                h = (dy2 if dy2 < gy2 else gy2) - (dy if dy > gy else gy)
+                if h > 0:
+                    inter = w * h
+                    union = g_area + d_area - inter
+                    v = inter / union if union else math.copysign(math.inf, union)  # C's x / 0.0
+                    if v >= _THRS[0]:
+                        row.append((j, v))
+        cands.append(row)
+    return cands
+
+
+def _candidates_numpy(
+    dt: list[XYWH], d_cat: list[int], gt: list[XYWH], g_cat: list[int]
+) -> list[list[tuple[int, float]]]:
+    """`_candidates` for many pairs: the same operations, elementwise on a (D, G) matrix."""
+    dx, dy, dw, dh = np.array(dt).T[:, :, None]
+    gx, gy, gw, gh = np.array(gt).T[:, None, :]
     w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
     h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
     inter = w * h
     union = gw * gh + dw * dh - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=(w > 0) & (h > 0))
+    with np.errstate(divide="ignore"):
+        ious = np.divide(inter, union, out=np.zeros_like(inter), where=(w > 0) & (h > 0))
+    dd, gg = np.nonzero((ious >= _THRS[0]) & (np.array(d_cat)[:, None] == np.array(g_cat)[None, :]))
+    cands: list[list[tuple[int, float]]] = [[] for _ in dt]
+    for d, g, v in zip(dd.tolist(), gg.tolist(), ious[dd, gg].tolist(), strict=True):
+        cands[d].append((g, v))
+    return cands
+
+
+TP, FP, IGNORED = 1, 0, 2  # what a detection is at one threshold
 
 
 def _match(
-    ious: np.ndarray, same: np.ndarray, g_ignore: list[bool], d_outside: list[bool]
-) -> tuple[np.ndarray, np.ndarray]:
-    """evaluateImg's greedy matching at every threshold -> true/false positive flags, (T, D).
+    cands: list[list[tuple[int, float]]], g_ignore: list[bool], d_outside: list[bool]
+) -> list[tuple[int, ...]]:
+    """evaluateImg's greedy matching at every threshold -> TP/FP/IGNORED per detection.
 
-    Only pairs with IoU >= 0.5 and the same category are candidates: evaluateImg skips every
-    other GT (IoU below the threshold), and its "stop at the first ignored GT" rule gives the same
-    result on the candidates alone, as GT are sorted non-ignored first within a category.
+    `cands[d]` holds detection d's same-category GT with IoU >= 0.5, in GT order: evaluateImg skips
+    every other GT (IoU below the threshold), and its "stop at the first ignored GT" rule gives the
+    same result on the candidates alone, as GT are sorted non-ignored first within a category.
     """
-    n_d = ious.shape[0]
-    cands: list[list[tuple[int, float]]] = [[] for _ in range(n_d)]
-    dd, gg = np.nonzero((ious >= _THRS[0]) & same)
-    for d, g, v in zip(dd.tolist(), gg.tolist(), ious[dd, gg].tolist(), strict=True):
-        cands[d].append((g, v))
-    tp: list[bool] = []
-    fp: list[bool] = []
+    ious = sorted(v for row in cands for _, v in row)
+    out: list[tuple[int, ...]] = []
+    cleared = -1
     for thr in _THRS:
+        # The matching depends only on which candidates clear the threshold: often the same set.
+        n_clear = len(ious) - bisect.bisect_left(ious, thr)
+        if n_clear == cleared:
+            out.append(out[-1])
+            continue
+        cleared = n_clear
         taken: set[int] = set()
+        codes: list[int] = []
         for d, row in enumerate(cands):
             best, m = thr, -1
             for g, v in row:
@@ -102,40 +155,55 @@ def _match(
                 best, m = v, g
             if m > -1:
                 taken.add(m)
-            tp.append(m > -1 and not g_ignore[m])  # a match to an ignored GT counts for nothing
-            fp.append(m == -1 and not d_outside[d])
-    shape = (len(_THRS), n_d)
-    return np.array(tp, dtype=bool).reshape(shape), np.array(fp, dtype=bool).reshape(shape)
+                codes.append(IGNORED if g_ignore[m] else TP)  # a match to an ignored GT counts for nothing
+            else:
+                codes.append(IGNORED if d_outside[d] else FP)
+        out.append(tuple(codes))
+    return out
 
 
 @lru_cache(maxsize=1024)
-def _recall_steps(n_pos: int) -> np.ndarray:
-    """For each recall threshold, the fewest true positives whose recall (tp / n_pos, computed
-    as accumulate computes it) reaches it."""
-    return np.searchsorted(np.arange(n_pos + 1) / n_pos, REC_THRS, side="left")
+def _recall_runs(n_pos: int) -> tuple[int, ...]:
+    """How many of the 101 recall thresholds first reach their recall (tp / n_pos, computed as
+    accumulate computes it) with k true positives, for k = 0..n_pos."""
+    steps = np.searchsorted(np.arange(n_pos + 1) / n_pos, REC_THRS, side="left")
+    return tuple(np.bincount(steps, minlength=n_pos + 1).tolist())
 
 
-def _precision(tp: np.ndarray, fp: np.ndarray, n_pos: int) -> np.ndarray:
-    """accumulate's interpolated precision at the 101 recall points for one category, (T, R).
+@lru_cache(maxsize=1024)
+def _runs(n_pos: tuple[int, ...]) -> np.ndarray:
+    """`_recall_runs` of each category, for every threshold: the repeats that lay out the array."""
+    return np.array([r for n in n_pos for r in _recall_runs(n)] * len(IOU_THRS))
+
+
+@lru_cache(maxsize=8192)  # a category's row is a few codes: the same rows recur across thresholds and images
+def _precision_steps(codes: tuple[int, ...], n_pos: int) -> tuple[float, ...]:
+    """accumulate's interpolated precision with k = 0..n_pos true positives, for one category at one
+    threshold (repeated `_recall_runs` times, it is the row of 101 recall points).
 
     pycocotools takes ``pr[searchsorted(rc, recThrs, "left")]`` after a suffix maximum of pr, and
-    0 past the end. That index is where the true-positive count first reaches `_recall_steps`:
-    one searchsorted over all thresholds at once, rows kept apart by an offset.
+    0 past the end: the position where the true-positive count first reaches k.
     """
-    n_t, n_d = tp.shape
-    tps = np.cumsum(tp, axis=1, dtype=np.float64)  # counts are exact in float64
-    pr = np.zeros((n_t, n_d + 1))  # a last column of 0: "past the end"
-    pr[:, :n_d] = tps / (np.cumsum(fp, axis=1, dtype=np.float64) + tps + _EPS)
-    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    offset = _ROWS * float(max(n_d, n_pos) + 1)
-    pos = np.searchsorted((tps + offset).ravel(), _recall_steps(n_pos) + offset)
-    return pr.ravel()[pos + _ROWS]  # pos counts n_d per row before it; pr has n_d + 1
+    pr: list[float] = []
+    at_tp: list[int] = []  # at_tp[k - 1]: the position of the k-th true positive
+    n_tp = n_fp = 0
+    for i, code in enumerate(codes):
+        if code == TP:
+            n_tp += 1
+            at_tp.append(i)
+        elif code == FP:
+            n_fp += 1
+        pr.append(n_tp / (n_fp + n_tp + _EPS))  # the float operations of accumulate
+    for i in range(len(pr) - 2, -1, -1):
+        if pr[i + 1] > pr[i]:
+            pr[i] = pr[i + 1]
+    return (pr[0] if pr else 0.0, *(pr[at_tp[k]] if k < len(at_tp) else 0.0 for k in range(n_pos)))
 
 
 def coco_ap(
-    gt_boxes: np.ndarray,
+    gt_boxes: np.ndarray | Sequence[Sequence[float]],
     gt_labels: Sequence[Hashable],
-    dt_boxes: np.ndarray,
+    dt_boxes: np.ndarray | Sequence[Sequence[float]],
     dt_labels: Sequence[Hashable],
     dt_scores: Sequence[float] | None = None,
 ) -> CocoAP:
@@ -155,7 +223,7 @@ def coco_ap(
     if not live:
         return CocoAP(-1.0, -1.0, -1.0)
     # GT by category, non-ignored first; detections by category, then score (stable), at most
-    # MAX_DETS a category. Pairs across categories are masked out of the matching.
+    # MAX_DETS a category.
     g_order = sorted((i for i, k in enumerate(g_cat) if n_pos[k]), key=lambda i: (g_cat[i], g_ignore[i]))
     scores = [1.0] * len(dt_labels) if dt_scores is None else [float(s) for s in dt_scores]
     d_cat_all = [cat_of.get(lab, -1) for lab in dt_labels]
@@ -167,20 +235,27 @@ def coco_ap(
         per_cat[d_cat_all[i]] += 1
         if per_cat[d_cat_all[i]] <= MAX_DETS:
             d_order.append(i)
-    d_cat = [d_cat_all[i] for i in d_order]
-    same = np.array(d_cat, dtype=np.int64)[:, None] == np.array([g_cat[i] for i in g_order], dtype=np.int64)
-    tp, fp = _match(
-        _bb_iou(dt[:, d_order], gt[:, g_order]),
-        same,
-        [g_ignore[i] for i in g_order],
-        [d_outside[i] for i in d_order],
-    )
-    precision = np.empty((len(IOU_THRS), len(REC_THRS), len(live)))
-    start = 0
-    for j, k in enumerate(live):
-        end = start + min(per_cat[k], MAX_DETS)
-        precision[:, :, j] = _precision(tp[:, start:end], fp[:, start:end], n_pos[k])
-        start = end
+    d_boxes, g_boxes = [dt[i] for i in d_order], [gt[g] for g in g_order]
+    cands = _candidates(d_boxes, [d_cat_all[i] for i in d_order], g_boxes, [g_cat[g] for g in g_order])
+    matched = _match(cands, [g_ignore[g] for g in g_order], [d_outside[i] for i in d_order])
+    # The (T, R, K) precision array of accumulate, as runs of equal values in (T, K, R) order;
+    # thresholds with the same matching (the same `codes` object) share their values.
+    values: list[float] = []
+    block: list[float] = []
+    previous = None
+    for codes in matched:
+        if codes is not previous:
+            block, start = [], 0
+            for k in live:
+                end = start + min(per_cat[k], MAX_DETS)
+                block += _precision_steps(codes[start:end], n_pos[k])
+                start = end
+            previous = codes
+        values += block
+    precision = np.array(values).repeat(_runs(tuple(n_pos[k] for k in live)))
+    precision = precision.reshape(len(IOU_THRS), len(live), len(REC_THRS)).transpose(0, 2, 1)
+    if len(live) > 1:
+        precision = np.ascontiguousarray(precision)  # the layout pycocotools sums in
     # summarize: the mean over every defined entry, in pycocotools' (T, R, K) order.
     return CocoAP(_mean(precision), _mean(precision[0]), _mean(precision[5]))
 

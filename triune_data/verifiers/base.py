@@ -243,10 +243,11 @@ def _boxes_from_gt(gt: Any) -> list[Box]:
         coords = b.get("bbox", b.get("bbox_2d")) if isinstance(b, Mapping) else None
         if coords is None or len(coords) != 4:
             raise VerifierError('box ground truth must be a list of {"label", "bbox": [x1,y1,x2,y2]}')
-        x1, y1, x2, y2 = (float(v) for v in coords)
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 < x1 or y2 < y1:
-            raise VerifierError(f"invalid ground-truth box {b['bbox']!r}")
-        out.append(Box(label=str(b.get("label", "")), x1=x1, y1=y1, x2=x2, y2=y2))
+        x1, y1, x2, y2 = map(float, coords)
+        finite = math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2)
+        if not finite or x2 < x1 or y2 < y1:
+            raise VerifierError(f"invalid ground-truth box {coords!r}")
+        out.append(Box(str(b.get("label", "")), x1, y1, x2, y2))
     return out
 
 
