@@ -49,7 +49,9 @@ def _print_json(obj: object) -> None:
 def build_dataset_cmd(
     recipe: RecipeArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (Hub layout).")],
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes that load and check images.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes that load and check images (this one included).")
+    ] = 1,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted build in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
     json_out: JsonOpt = False,

@@ -4,15 +4,18 @@ Records from the recipe's sources get a global index and are cut into fixed chun
 `CHUNK_SIZE` indices. Each chunk is triaged (adapter rejects, duplicate ids, records a resumed
 build already committed) and materialized into one Arrow table per (data_source, split).
 
-With N workers, every worker process reads the (cheap) record stream itself and materializes the
-chunks whose number is its own modulo N; the parent takes results round-robin, so they arrive in
-chunk order without sending a single draft between processes. Rows travel back through memory-
-mapped Arrow files in tmpfs, not through a pipe. Triage depends only on the stream, so every
-worker reaches the same decisions.
+With N workers, the build's own process and N - 1 worker processes each read the (cheap) record
+stream and materialize the chunks whose number is theirs modulo N (the build's process: 0); the
+build takes results round-robin, so they arrive in chunk order without sending a single draft
+between processes. Worker rows travel back through memory-mapped Arrow files in tmpfs, not
+through a pipe. Triage depends only on the stream, so every producer reaches the same decisions.
+Producing in the build's process too saves one copy of the stream and of the rows, which on a
+two-core machine is the difference between a second worker helping or not (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -113,15 +116,16 @@ def _chunks(loaded: LoadedRecipe) -> Iterator[list[tuple[int, int, Draft | Rejec
         yield chunk
 
 
-def _spill(plan: Plan, start: int, key: Key, table: pa.Table) -> str:
-    path = os.path.join(plan.spill, f"{start}-{key[0]}-{key[1]}.arrow")  # type: ignore[arg-type]
+def _spill(spill: str, start: int, key: Key, table: pa.Table) -> str:
+    path = os.path.join(spill, f"{start}-{key[0]}-{key[1]}.arrow")
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     return path
 
 
-def produce(plan: Plan, worker: int = 0, workers: int = 1) -> Iterator[ChunkResult]:
-    """Materialized chunks number `worker` modulo `workers`, in order."""
+def produce(plan: Plan, worker: int = 0, workers: int = 1, spill: str | None = None) -> Iterator[ChunkResult]:
+    """Materialized chunks number `worker` modulo `workers`, in order; with `spill` (a directory)
+    the tables are written there as Arrow files and results carry their paths."""
     seen: dict[str, set[str]] = defaultdict(set)
     for number, chunk in enumerate(_chunks(plan.loaded)):
         mine = number % workers == worker
@@ -153,7 +157,7 @@ def produce(plan: Plan, worker: int = 0, workers: int = 1) -> Iterator[ChunkResu
         result.rejects.sort(key=lambda r: r[0])
         for key, rows in kept.items():
             table = samples_to_table(rows, plan.schema)
-            result.tables[key] = _spill(plan, result.start, key, table) if plan.spill else table
+            result.tables[key] = _spill(spill, result.start, key, table) if spill else table
         yield result
 
 
@@ -173,7 +177,7 @@ def fast_memory_pool() -> pa.MemoryPool:
 def _worker_main(plan: Plan, worker: int, workers: int, out: multiprocessing.Queue) -> None:
     pa.set_memory_pool(fast_memory_pool())
     try:
-        for result in produce(plan, worker, workers):
+        for result in produce(plan, worker, workers, plan.spill):
             out.put(("chunk", result))
         out.put(("done", None))
     except BaseException as exc:
@@ -196,7 +200,8 @@ def spill_dir() -> str | None:
 
 
 class Producer:
-    """All chunk results in order, produced inline (workers <= 1) or by worker processes.
+    """All chunk results in order: produced inline (workers <= 1), or by this process and
+    `workers - 1` worker processes taking turns.
 
     Worker processes start in the constructor: with no other thread alive yet they are forked
     (instant, modules already loaded); otherwise they come from a forkserver, since forking a
@@ -207,6 +212,7 @@ class Producer:
     def __init__(self, plan: Plan, workers: int):
         self.plan, self.workers = plan, max(workers, 1)
         self.procs: list[multiprocessing.process.BaseProcess] = []
+        self.queues: list[multiprocessing.Queue] = []
         if self.workers == 1:
             return
         if threading.active_count() == 1:
@@ -216,36 +222,41 @@ class Producer:
             mp.set_forkserver_preload(
                 ["triune_data.produce", "triune_data.sources"]
             )  # import once, fork many
-        self.queues = [mp.Queue(maxsize=2) for _ in range(self.workers)]  # bounded: flat memory
-        for w in range(self.workers):
+        for w in range(1, self.workers):  # producer 0 is this process
+            out = mp.Queue(maxsize=2)  # bounded: flat memory
             proc = mp.Process(
-                target=_worker_main,
-                args=(plan, w, self.workers, self.queues[w]),
-                daemon=True,
-                name=f"triune-build-{w}",
+                target=_worker_main, args=(plan, w, self.workers, out), daemon=True, name=f"triune-build-{w}"
             )
             proc.start()
+            self.queues.append(out)
             self.procs.append(proc)
 
     def __iter__(self) -> Iterator[ChunkResult]:
-        if not self.procs:
-            yield from produce(self.plan)
-            return
-        w = 0
-        while True:
-            kind, payload = _get(self.queues[w], self.procs[w])
-            if kind == "done":
+        turns = [produce(self.plan, 0, self.workers)]
+        turns += [_received(q, p) for q, p in zip(self.queues, self.procs, strict=True)]
+        # Chunk n comes from producer n % workers: the first producer with nothing left on its
+        # turn marks the end of the stream.
+        for producer in itertools.cycle(turns):
+            result = next(producer, None)
+            if result is None:
                 return
-            if kind == "error":
-                raise payload
-            yield payload
-            w = (w + 1) % self.workers
+            yield result
 
     def close(self) -> None:
         for p in self.procs:
             if p.is_alive():
                 p.terminate()
             p.join()
+
+
+def _received(q: multiprocessing.Queue, proc: multiprocessing.process.BaseProcess) -> Iterator[ChunkResult]:
+    while True:
+        kind, payload = _get(q, proc)
+        if kind == "done":
+            return
+        if kind == "error":
+            raise payload  # type: ignore[misc]
+        yield payload  # type: ignore[misc]
 
 
 def _get(q: multiprocessing.Queue, proc: multiprocessing.process.BaseProcess) -> tuple[str, object]:
