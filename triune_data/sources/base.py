@@ -269,6 +269,53 @@ def read_json_file(path: Path) -> Any:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+STREAM_ABOVE_BYTES = 32 << 20  # parsed whole, a JSON file takes ~10x its size in Python objects
+
+
+def streams(path: Path) -> bool:
+    """Is this JSON file read with `stream_json_items` rather than parsed whole? Large annotation
+    files (COCO train2017 448 MB, CLEVR train questions ~300 MB) would otherwise cost gigabytes
+    in every build worker."""
+    try:
+        return path.stat().st_size > STREAM_ABOVE_BYTES
+    except OSError:
+        return False  # read_json_file names the problem
+
+
+def json_rows(path: Path, key: str, missing: str) -> tuple[str, Iterator[Any] | None]:
+    """The rows of a JSON file that is a list of rows or an object holding them in a `key` list:
+    ("list", rows), (key, rows), or (the JSON value's Python type name, None) for anything else.
+
+    Small files are parsed whole; large ones (`streams`) are streamed, and there an object without
+    a `key` list shows once its rows are read, as SourceError(missing).
+    """
+    if streams(path):
+        with open(path, "rb") as fh:
+            first = fh.read(4096).lstrip()[:1]
+        if first == b"[":
+            return "list", stream_json_items(path, "item")
+        if first == b"{":
+            return key, nonempty(stream_json_items(path, f"{key}.item"), missing)
+    data = read_json_file(path)  # small, or not a container at all
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        return key, iter(data[key])
+    if isinstance(data, list):
+        return "list", iter(data)
+    return type(data).__name__, None
+
+
+def nonempty(items: Iterator[Any], message: str) -> Iterator[Any]:
+    """`items`, or SourceError(message) when there are none (a streamed prefix that matched nothing)."""
+    from triune_data.errors import SourceError
+
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
+        raise SourceError(message)
+
+
 def stream_json_items(path: Path, prefix: str) -> Iterator[Any]:
     """The values at `prefix` (ijson's syntax: "images.item" is each element of the top-level
     `images` array) of a JSON file, one at a time, or SourceError naming the file (one line).

@@ -35,7 +35,7 @@ from triune_data.sources.base import (
     SourceContext,
     SourceOptions,
     iter_jsonl,
-    read_json_file,
+    json_rows,
     register_source,
 )
 
@@ -67,15 +67,14 @@ def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[str, Any]]]:
         if fmt == "clevr":
             raise SourceError(f"{path}: CLEVR questions come as one JSON object, not JSONL")
         return "jsonl", ((f"line{n}", row) for n, row in iter_jsonl(path))
-    data = read_json_file(path)
-    if fmt != "jsonl" and isinstance(data, dict) and isinstance(data.get("questions"), list):
-        return "clevr", ((f"q{n}", row) for n, row in enumerate(data["questions"]))
-    if fmt != "clevr" and isinstance(data, list):
-        return "jsonl", ((f"row{n}", row) for n, row in enumerate(data, start=1))
     want = {"clevr": "an object with a `questions` list", "jsonl": "a list of question rows"}
-    raise SourceError(
-        f"{path}: expected {want.get(fmt, ' or '.join(want.values()))}, got a JSON {type(data).__name__}"
-    )
+    expected = f"{path}: expected {want.get(fmt, ' or '.join(want.values()))}, got a JSON"
+    kind, rows = json_rows(path, "questions", missing=f"{expected} dict")
+    if fmt != "jsonl" and kind == "questions":
+        return "clevr", ((f"q{n}", row) for n, row in enumerate(rows))  # type: ignore[arg-type]
+    if fmt != "clevr" and kind == "list":
+        return "jsonl", ((f"row{n}", row) for n, row in enumerate(rows, start=1))  # type: ignore[arg-type]
+    raise SourceError(f"{expected} {'dict' if kind == 'questions' else kind}")
 
 
 def count(value: Any) -> str:

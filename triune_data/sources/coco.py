@@ -41,6 +41,7 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
     stream_json_items,
+    streams,
 )
 
 
@@ -140,21 +141,14 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         yield Reject(MALFORMED_RECORD, detail, original_id=f"annotation {aid}", file=coco.file)
 
 
-STREAM_ABOVE_BYTES = 32 << 20  # parsed whole, a COCO file takes ~10x its size in Python objects
-
-
 def _open(path: Path) -> tuple[list, Iterable[Any], Iterable[Any]]:
     """(categories, annotations, images) of a COCO instances file.
 
-    Up to STREAM_ABOVE_BYTES the file is parsed whole (orjson: fastest). Larger files (COCO
-    train2017's is 448 MB) are read in passes of `stream_json_items`, so a worker holds the
-    annotation index, not the document: memory stays flat as the source grows.
+    Small files are parsed whole (orjson: fastest). Large ones (`streams`; COCO train2017's is
+    448 MB) are read in passes of `stream_json_items`, so a worker holds the annotation index, not
+    the document: memory stays flat as the source grows.
     """
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = 0  # read_json_file names the problem
-    if size <= STREAM_ABOVE_BYTES:
+    if not streams(path):
         data = read_json_file(path)
         if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in _TABLES):
             raise SourceError(

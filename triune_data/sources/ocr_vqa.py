@@ -40,7 +40,7 @@ from triune_data.sources.base import (
     SourceContext,
     SourceOptions,
     iter_jsonl,
-    read_json_file,
+    json_rows,
     register_source,
 )
 
@@ -70,14 +70,14 @@ def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[str, Any]]]:
     """(layout, iterator of (fallback id, record or Reject))."""
     if fmt == "jsonl" or (fmt == "auto" and path.suffix == ".jsonl"):
         return "list", ((f"line{n}", row) for n, row in iter_jsonl(path))
-    data = read_json_file(path)
-    if fmt in ("auto", "textvqa") and isinstance(data, dict) and isinstance(data.get("data"), list):
-        return "textvqa", ((f"row{n}", row) for n, row in enumerate(data["data"], start=1))
-    if fmt in ("auto", "list") and isinstance(data, list):
-        return "list", ((f"row{n}", row) for n, row in enumerate(data, start=1))
     want = {"textvqa": "an object with a `data` list", "list": "a JSON list of rows"}.get(
         fmt, "TextVQA JSON or a list"
     )
+    kind, rows = json_rows(path, "data", missing=f"{path}: expected {want}")
+    if fmt in ("auto", "textvqa") and kind == "data":
+        return "textvqa", ((f"row{n}", row) for n, row in enumerate(rows, start=1))  # type: ignore[arg-type]
+    if fmt in ("auto", "list") and kind == "list":
+        return "list", ((f"row{n}", row) for n, row in enumerate(rows, start=1))  # type: ignore[arg-type]
     raise SourceError(f"{path}: expected {want}")
 
 

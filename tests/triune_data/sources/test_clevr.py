@@ -15,6 +15,9 @@ from triune_data.verifiers import verifier_names
 POOLS = {"counting": PromptPool(("{question}",), (("Answer with a number.",),))}
 
 
+pytestmark = pytest.mark.usefixtures("json_reader")  # every test parsed and streamed
+
+
 def question(index: int, text: str, answer: str | None, image: int = 0) -> dict:
     q = {
         "image_index": image,

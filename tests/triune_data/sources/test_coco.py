@@ -8,9 +8,10 @@ from PIL import Image
 
 from triune_data.build import build_dataset
 from triune_data.errors import RecipeError, SourceError
-from triune_data.sources import coco as coco_module
 from triune_data.sources.base import Draft, PromptPool, Reject, SourceContext, get_source
 from triune_data.sources.coco import CocoOptions
+
+pytestmark = pytest.mark.usefixtures("json_reader")  # every test parsed and streamed
 
 POOLS = {
     "detection": PromptPool(
@@ -85,14 +86,6 @@ COCO = {
         {"supercategory": "furniture", "id": 62, "name": "chair"},
     ],
 }
-
-
-@pytest.fixture(autouse=True, params=["parsed", "streamed"])
-def reader(request, monkeypatch) -> str:
-    """Every test runs twice: the file parsed whole, and streamed (as files over the size limit are)."""
-    if request.param == "streamed":
-        monkeypatch.setattr(coco_module, "STREAM_ABOVE_BYTES", -1)
-    return request.param
 
 
 def write_coco(tmp_path: Path, data: dict | None = None, *, images: bool = True) -> Path:
@@ -305,9 +298,9 @@ def _mutate(fn):
         "image-without-annotations",
     ],
 )
-def test_bad_records_are_rejected_with_a_reason(tmp_path, data, expected, reader):
+def test_bad_records_are_rejected_with_a_reason(tmp_path, data, expected, json_reader):
     write_coco(tmp_path, data)
-    if reader == "streamed" and any(r == "invalid_text_encoding" for _, r in expected):
+    if json_reader == "streamed" and any(r == "invalid_text_encoding" for _, r in expected):
         # A lone-surrogate escape is one reject when parsed whole; the streaming tokenizer
         # refuses the file, naming it.
         with pytest.raises(SourceError, match=r"instances\.json: not valid JSON"):
@@ -341,10 +334,10 @@ def test_unreadable_files_raise_source_error_naming_the_file(tmp_path, content, 
         read(tmp_path)
 
 
-def test_streaming_refuses_nan_with_a_one_line_error(tmp_path, reader):
+def test_streaming_refuses_nan_with_a_one_line_error(tmp_path, json_reader):
     data = _mutate(lambda d: d["annotations"][0].update(bbox=[float("nan"), 1, 2, 3]))
     write_coco(tmp_path, data)
-    if reader == "parsed":  # the pipeline rejects the box later (`invalid_box`)
+    if json_reader == "parsed":  # the pipeline rejects the box later (`invalid_box`)
         assert summary(read(tmp_path)) == GOOD
         return
     with pytest.raises(SourceError, match=r"^\S+instances\.json: not valid JSON \([^\n]+\)$"):
@@ -361,9 +354,9 @@ def test_reading_twice_gives_identical_drafts(tmp_path):
     assert read(tmp_path, prompt="both") == read(tmp_path, prompt="both")
 
 
-def test_end_to_end_build_with_pipeline_rejects(tmp_path, reader):
+def test_end_to_end_build_with_pipeline_rejects(tmp_path, json_reader):
     # NaN is not JSON: Python's parser takes it, the streaming tokenizer refuses the whole file.
-    nan_box = [float("nan"), 1, 5, 5] if reader == "parsed" else [1, 1, 5, -5]
+    nan_box = [float("nan"), 1, 5, 5] if json_reader == "parsed" else [1, 1, 5, -5]
     data = copy.deepcopy(COCO)
     data["images"] += [
         {"id": 7, "file_name": "missing.jpg", "width": 64, "height": 48},
