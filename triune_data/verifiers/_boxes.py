@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -539,8 +539,10 @@ class BoxParams(VerifierParams):
 
     coords: Frame = "pixel"
     """Frame of the COMPLETION's boxes (`triune_data.coords`); ground truth is canonical."""
-    iou_threshold: float | None = Field(None, gt=0, le=1)
-    """A fixed IoU threshold τ; overrides `iou_schedule`."""
+    iou_threshold: Annotated[float, Field(gt=0, le=1)] | Literal["average"] | None = None
+    """A fixed IoU threshold τ, or "average": every IoU term is the mean of its values at τ = 0.5,
+    0.55, …, 0.95, 0.99 (what V-Triune's released server ran, its `dynamic` setting unexported);
+    either overrides `iou_schedule`."""
     iou_schedule: Schedule = ((0.10, 0.85), (0.25, 0.95), (1.0, 0.99))
     """(progress bound, τ) pairs: τ is the first whose bound >= step / total_steps (paper §3.4)."""
     matcher: Matcher = "label_first"
@@ -572,11 +574,17 @@ class BoxParams(VerifierParams):
             raise ValueError("thresholds must lie in (0, 1]")
         return v
 
-    def tau(self, progress: float) -> float:
-        """τ at training progress in [0, 1]: the fixed threshold, else the first bound >= progress."""
+    def taus(self, progress: float) -> tuple[float, ...]:
+        """The thresholds at training progress in [0, 1] whose scores are averaged: the fixed τ,
+        the 11 of "average", else the schedule's first τ whose bound >= progress."""
+        if self.iou_threshold == "average":
+            return AVERAGE_TAUS
         if self.iou_threshold is not None:
-            return self.iou_threshold
-        return next(t for bound, t in self.iou_schedule if progress <= bound)
+            return (self.iou_threshold,)
+        return (next(t for bound, t in self.iou_schedule if progress <= bound),)
+
+
+AVERAGE_TAUS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)  # V-Triune's `average`
 
 
 def answer_text(completion: str, *, required: bool = True) -> str | None:
@@ -634,19 +642,20 @@ def score_boxes(
     gt: np.ndarray,
     gt_labels: Sequence[str],
     *,
-    tau: float,
+    taus: Sequence[float],
     params: BoxParams,
     answered: bool = True,
 ) -> tuple[float, dict[str, float]]:
     """Accuracy and report components of canonical predictions against canonical ground truth.
 
+    The IoU terms are means over `taus` (one threshold, or V-Triune's 11 in "average" mode).
     `answered` is False when the completion held no box and no explicit empty list: then even an
     image without objects scores 0 (silence is not the answer "nothing there").
     """
     n_p, n_g = len(pred), len(gt)
     penalty = params.size_penalty_base ** abs(n_p - n_g)
     comps: dict[str, float] = {
-        "tau": tau,
+        "tau": sum(taus) / len(taus),
         "size_penalty": penalty,
         "num_pred": float(n_p),
         "num_gt": float(n_g),
@@ -675,22 +684,30 @@ def score_boxes(
         return p_ids[p] == g_ids[g]
 
     report_taus = [t / 100 for t in _REPORT_TAUS]
-    pairs = overlaps(pred, gt, min(tau, *report_taus))  # every threshold below reads these
+    pairs = overlaps(pred, gt, min(*taus, *report_taus))  # every threshold below reads these
     by_gt: list[list[tuple[int, float]]] = [[] for _ in range(n_g)]
     for p, g, v in pairs:
         if same(p, g):
             by_gt[g].append((p, v))
-    label_first = {t: match_label_first(by_gt, t) for t in (tau, *report_taus)}
-    iou_first = match_iou_first(pairs, same, tau)
+    label_first = {t: match_label_first(by_gt, t) for t in (*taus, *report_taus)}
     if params.matcher == "hungarian":
         iou, same_matrix = np.zeros((n_p, n_g)), np.array(p_ids)[:, None] == np.array(g_ids)[None, :]
         for p, g, v in pairs:  # the pairs below min_iou are also below tau: 0 to the assignment
             iou[p, g] = v
-        chosen = match_hungarian(iou, same_matrix.reshape(n_p, n_g), tau)
-    else:
-        chosen = label_first[tau] if params.matcher == "label_first" else iou_first
-    mean_iou, completeness, w_chosen = weighted(chosen)
-    w_iou_first = weighted(iou_first)[2]
+
+    def at(tau: float) -> tuple[float, ...]:
+        """(mean IoU, completeness, chosen, iou-first, label-first) weighted scores at one τ."""
+        iou_first = match_iou_first(pairs, same, tau)
+        if params.matcher == "hungarian":
+            chosen = match_hungarian(iou, same_matrix.reshape(n_p, n_g), tau)
+        else:
+            chosen = label_first[tau] if params.matcher == "label_first" else iou_first
+        return (*weighted(chosen), weighted(iou_first)[2], weighted(label_first[tau])[2])
+
+    per_tau = [at(t) for t in taus]
+    mean_iou, completeness, w_chosen, w_iou_first, w_label_first = (
+        sum(v) / len(taus) for v in zip(*per_tau, strict=True)
+    )
     if params.match_labels:
         ap = coco_ap(gt, gt_labels, pred, pred_labels)
     else:
@@ -709,7 +726,7 @@ def score_boxes(
         mean_iou=mean_iou,
         completeness=completeness,
         iou=terms["iou"],
-        iou_label_first=weighted(label_first[tau])[2] * penalty,
+        iou_label_first=w_label_first * penalty,
         iou_iou_first=terms["iou_first"],
         map=max(ap.map, 0.0),
         map50=max(ap.map50, 0.0),
@@ -746,9 +763,8 @@ def verify_boxes(
             pred, params.coords, image_size=ctx.image_size, model_input_size=ctx.model_input_size
         )
     answered = len(parsed) > 0 or parsed.explicit_empty
-    tau = params.tau(ctx.progress)
     accuracy, comps = score_boxes(
-        pred, parsed.labels, gt, gt_labels, tau=tau, params=params, answered=answered
+        pred, parsed.labels, gt, gt_labels, taus=params.taus(ctx.progress), params=params, answered=answered
     )
     notes = parsed.notes(params.max_boxes)
     if text is None:

@@ -51,6 +51,24 @@ NEAR = 0.7 * 0.950625 + 0.3
         (answer(([100, 100, 300, 300], "dog"), ([400, 100, 500, 300], "dog")), 90, 100, {}, 0.555),
         (answer(([100, 100, 300, 300], "cat")), 5, 100, {}, 0.0),
         (answer(([100, 100, 300, 300], "Dog ")), 90, 100, {}, 1.0),
+        # "average" (V-Triune's released server): the mean over τ = 0.5, 0.55, ..., 0.95, 0.99
+        (answer(([100, 100, 300, 300], "dog")), 90, 100, {"iou_threshold": "average"}, 1.0),
+        (answer(([105, 105, 300, 300], "dog")), 90, 100, {"iou_threshold": "average"}, 10 * NEAR / 11),
+        # IoU 32000 / 40000 = 0.8: matched at the 7 thresholds up to 0.8
+        (
+            answer(([100, 100, 300, 260], "dog")),
+            5,
+            100,
+            {"iou_threshold": "average"},
+            7 * (0.7 * 0.8 + 0.3) / 11,
+        ),
+        (
+            answer(([100, 100, 300, 300], "dog"), ([400, 100, 500, 300], "dog")),
+            5,
+            100,
+            {"iou_threshold": "average"},
+            0.555,
+        ),
     ],
 )
 def test_vtriune_worked_examples(completion, step, total, params, accuracy):
@@ -123,6 +141,7 @@ def test_dynamic_threshold_schedule(step, total, params, tau):
         ({"iou_schedule": [[0.1, 1.5], [1.0, 0.99]]}, "iou_schedule"),
         ({"iou_schedule": []}, "iou_schedule"),
         ({"iou_threshold": 0}, "iou_threshold"),
+        ({"iou_threshold": "mean"}, "iou_threshold"),
         ({"matcher": "greedy"}, "matcher"),
         ({"coords": "norm100"}, "coords"),
         ({"det_verifier_normalized": True}, "det_verifier_normalized"),
