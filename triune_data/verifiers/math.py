@@ -23,7 +23,8 @@ Deliberate deviations, all for robustness:
 
 Options beyond V-Triune: ``plain_expressions`` also reads plain numbers ("The answer is 4");
 ``answer_block`` reads a closed ``<answer>`` block whole, as a boxed answer (R1-V's
-``<answer>40.0</answer>``), so the block must hold the answer alone.
+``<answer>40.0</answer>``), so the block must hold the answer alone. Chinese units after a number
+(GeoQA golds such as "6米", "60度") are normalised with ``units``, as math-verify does latin ones.
 
 Failures: a refused, unparseable or timed-out completion is accuracy 0 with a message; an
 exception math-verify raises on a completion is status ``error`` (its bug, counted, not scored).
@@ -66,7 +67,7 @@ class MathParams(VerifierParams):
     try_extract_without_anchor: bool = False  # also read answers no "answer is"/\boxed introduces
     plain_expressions: bool = False  # also accept plain numbers/expressions ("The answer is 4")
     answer_block: bool = False  # read a closed <answer> block whole (else the completion, as usual)
-    units: bool = True  # strip units ("12 cm" == 12)
+    units: bool = True  # strip units ("12 cm" == 12, "12厘米" == 12; "60度" == 60°)
     float_rounding: int = Field(6, ge=0, le=20)
     numeric_precision: int = Field(15, ge=1, le=100)
     timeout_seconds: int = Field(5, ge=1, le=60)  # math-verify's own alarm, main thread only
@@ -89,7 +90,20 @@ _UNICODE_LATEX = str.maketrans({"°": "^{\\circ}", "√": "\\sqrt ", "²": "^{2}
 _RADICAL = re.compile(r"√\s*(?:\{([^{}]*)\}|\(([^()]*)\)|(\d+(?:\.\d+)?|[A-Za-z]))")
 
 
+# Units written in Chinese after a number (GeoQA-style golds: "3厘米", "60度"): math-verify reads
+# latin units ("3cm") as the number but gives up on these. Degrees become °; the rest are dropped.
+_CJK_UNIT = re.compile(
+    r"(?<=[\d}])\s*(?:平方|立方)?(?:厘米|毫米|分米|千米|公里|米|度|个|元|岁|人|次|秒|分钟|小时|天|千克|公斤|克|毫升|升)"
+)
+
+
+def _cjk_unit(m: re.Match[str]) -> str:
+    return "°" if m.group().strip() == "度" else ""
+
+
 def _prepare(text: str, params: MathParams) -> str:
+    if params.units and not text.isascii():
+        text = _CJK_UNIT.sub(_cjk_unit, text)
     text = _RADICAL.sub(lambda m: "\\sqrt{" + "".join(g or "" for g in m.groups()) + "}", text)
     text = text.translate(_UNICODE_LATEX)
     return text.lower() if params.lowercase else text

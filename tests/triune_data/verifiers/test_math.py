@@ -90,6 +90,16 @@ ANGLES = "DE is parallel to BC, so angle CED = 180 - angle C = 180 - 40 = 140."
         (r"\boxed{0.33}", r"\frac{1}{3}", {}, 0.0),
         (r"\boxed{0.33}", r"\frac{1}{3}", {"float_rounding": 2}, 1.0),
         (r"\boxed{12 cm}", "12", {"units": False}, 0.0),
+        # GeoQA-style golds with Chinese units: the unit is dropped, 度 is degrees
+        (r"\boxed{6}", "6米", {}, 1.0),
+        (r"\boxed{7}", "6米", {}, 0.0),
+        (r"\boxed{6米}", "6米", {}, 1.0),
+        (r"\boxed{12}", "12平方厘米", {}, 1.0),
+        (r"\boxed{60^\circ}", "60度", {}, 1.0),
+        (r"\boxed{60}", "60度", {}, 1.0),
+        (r"\boxed{2\sqrt{3}}", "2√{3}厘米", {}, 1.0),
+        (r"\boxed{0.5}", r"\frac{1}{2}米", {}, 1.0),
+        (r"所以答案是\boxed{3个}", "3", {}, 1.0),
         (r"\boxed{STOP}", "STOP", {"lowercase": False}, 1.0),
         # malformed completions
         ("", "4", {}, 0.0),
@@ -142,7 +152,7 @@ def test_many_unclosed_boxes_are_no_answer():
     ("gold", "why"),
     [
         ("", "empty"),
-        ("6米", "cannot be parsed"),  # GeoQA gold with a Chinese unit
+        ("约6米", "cannot be parsed"),  # "about 6 m": a hedge, not a number
         ("???", "cannot be parsed"),
         ("{" * 20 + "1" + "}" * 20, "nested deeper"),
         (r"10^{10^{10}}", "digits"),
