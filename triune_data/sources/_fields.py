@@ -40,7 +40,12 @@ def coords(value: Any, what: str) -> list[float]:
     """Four numbers (NaN and inverted boxes pass: the pipeline rejects them as `invalid_box`)."""
     if type(value) is not list or len(value) != 4 or not _NUMBERS.issuperset(map(type, value)):
         raise BadRecord(MALFORMED_RECORD, f"{what} is not four numbers: {str(value)[:80]}")
-    return [float(v) for v in value]
+    try:
+        return [float(v) for v in value]
+    except OverflowError:  # JSON integers have no size limit
+        raise BadRecord(
+            MALFORMED_RECORD, f"{what} has a number beyond float range: {str(value)[:80]}"
+        ) from None
 
 
 def image_file(root: Path, name: Any) -> ImageFile:

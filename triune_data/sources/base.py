@@ -322,7 +322,7 @@ def stream_json_items(path: Path, prefix: str) -> Iterator[Any]:
 
     For files too large to hold parsed: memory holds one value, not the document. Each call is one
     pass over the file, about 3x slower than `read_json_file`'s whole parse. Unlike that parse,
-    a lone-surrogate escape, NaN or an out-of-range number is an error here, not a value.
+    a lone-surrogate escape, NaN or an integer past 64 bits is an error here, not a value.
     """
     import ijson  # yajl2_c backend: C tokenizer, Python objects only for the values taken
 

@@ -275,6 +275,8 @@ class _Coco:
 
 def _image_area(im: dict) -> float:
     w, h = im.get("width"), im.get("height")
-    if not (number(w) and number(h) and w > 0 and h > 0):
-        raise BadRecord(MALFORMED_RECORD, f"image {im.get('id')!r}: no width/height for the box-area check")
+    if not (number(w) and number(h) and 0 < w < 1e300 and 0 < h < 1e300):
+        raise BadRecord(
+            MALFORMED_RECORD, f"image {im.get('id')!r}: no usable width/height for the box-area check"
+        )
     return float(w) * float(h)

@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import Field
 
 from triune_data.schema import BOX_TASKS, TASKS, Message, Task
-from triune_data.sources._fields import BadRecord, number, text
+from triune_data.sources._fields import BadRecord, coords, number, text
 from triune_data.sources._tabular import image_sources, iter_rows, parquet_files
 from triune_data.sources.base import (
     MALFORMED_RECORD,
@@ -110,7 +110,7 @@ def parse_boxes(gt: str) -> list[DraftBox]:
         box, label = (item.get("bbox_2d"), item.get("label")) if isinstance(item, dict) else (None, None)
         if not (isinstance(box, list) and len(box) == 4 and all(map(number, box)) and isinstance(label, str)):
             raise BadRecord(MALFORMED_RECORD, f"not a {{bbox_2d: [4 numbers], label}} box: {str(item)[:80]}")
-        boxes.append(DraftBox(label, *map(float, box)))
+        boxes.append(DraftBox(label, *coords(box, "bbox_2d")))
     return boxes
 
 

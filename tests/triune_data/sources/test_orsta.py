@@ -323,6 +323,7 @@ def test_parse_boxes(text, expected):
         "[{'bbox_2d': [1, 2, 3, 4], 'label': 'dog}]",
         "{'bbox_2d': [1, 2, 3, 4], 'label': 'dog'}",
         "[[1, 2, 3, 4]]",
+        "[{'bbox_2d': [1, 2, 3, 1" + "0" * 400 + "], 'label': 'dog'}]",  # beyond float range
         "",
     ],
 )
