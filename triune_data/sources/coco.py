@@ -23,6 +23,7 @@ every other box check runs in the pipeline against the stored image's header.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -98,18 +99,15 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         wanted = {cid for cid, n in names.items() if n in set(opts.categories)}
     coco = _Coco(opts, ctx, names, wanted)
 
-    # Index annotations by image once: O(images + annotations). Keep four fields, not the dict:
-    # COCO annotations also carry segmentation polygons, and the index lives for the whole build.
-    by_image: dict[int | str, list[_Ann]] = {}
+    # Index annotations by image once: O(images + annotations); it lives for the whole build.
+    index = _AnnotationIndex()
     unkeyed: list[tuple[int, Any]] = []  # (annotation index, annotation) without a usable image id
     for i, ann in enumerate(annotations):
         iid = _key(ann.get("image_id")) if isinstance(ann, dict) else None
         if iid is None:
             unkeyed.append((i, ann))
         else:
-            by_image.setdefault(iid, []).append(
-                (ann.get("id"), ann.get("category_id"), ann.get("bbox"), ann.get("iscrowd"), i)
-            )
+            index.add(iid, (ann.get("id"), ann.get("category_id"), ann.get("bbox"), ann.get("iscrowd"), i))
     del annotations
 
     seen: set[int | str] = set()
@@ -122,18 +120,13 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
             if iid in seen:
                 raise BadRecord("duplicate_id", f"image id {iid!r} listed twice in `images`")
             seen.add(iid)
-            units = coco.units(iid, im, by_image.get(iid, []))
+            units = coco.units(iid, im, index.get(iid))
         except BadRecord as bad:
             yield Reject(bad.reason, bad.detail, original_id=oid, file=coco.file)
             continue
         yield from units
     # Annotations of images not listed, in file order: one reject each.
-    orphans = [
-        (a[4], {"id": a[0], "image_id": iid})
-        for iid, anns in by_image.items()
-        if iid not in seen
-        for a in anns
-    ]
+    orphans = [(a[4], {"id": a[0], "image_id": iid}) for iid in index.ids() - seen for a in index.get(iid)]
     for i, ann in sorted([*unkeyed, *orphans], key=lambda t: t[0]):
         ann = ann if isinstance(ann, dict) else {}
         aid = ann.get("id", i)
@@ -178,6 +171,59 @@ def _some(images: Iterator[Any], path: Path) -> Iterator[Any]:
 
 _TABLES = ("images", "annotations", "categories")
 _Ann = tuple[Any, Any, Any, Any, int]  # (id, category_id, bbox, iscrowd, index) of one annotation
+_PACKED = struct.Struct("<qqdddd?q")  # the same, for integer ids, four numbers and iscrowd 0/1/absent
+_INT64 = range(-(2**63), 2**63)
+_FLOATABLE = frozenset({int, float})  # exact types, as `coords` reads them (a bool is no number)
+
+
+class _AnnotationIndex:
+    """Annotations by image id, in file order, at ~60 bytes each instead of ~300.
+
+    COCO train2017 has 860k annotations and every build producer keeps the index: a usual
+    annotation is packed into its image's bytearray; an image with any other (a malformed one,
+    which must reach `units` as it was, to be reported) keeps plain tuples.
+    """
+
+    def __init__(self) -> None:
+        self._by_image: dict[int | str, bytearray | list[_Ann]] = {}
+
+    def add(self, iid: int | str, ann: _Ann) -> None:
+        entry = self._by_image.get(iid)
+        packed = _pack(ann) if entry is None or type(entry) is bytearray else None
+        if packed is not None:
+            if entry is None:
+                entry = self._by_image[iid] = bytearray()
+            entry += packed  # type: ignore[operator]
+        else:
+            anns = self.get(iid)
+            anns.append(ann)
+            self._by_image[iid] = anns
+
+    def get(self, iid: int | str) -> list[_Ann]:
+        entry = self._by_image.get(iid)
+        if entry is None:
+            return []
+        if type(entry) is list:
+            return entry
+        return [(a, c, [x, y, w, h], crowd, i) for a, c, x, y, w, h, crowd, i in _PACKED.iter_unpack(entry)]
+
+    def ids(self) -> set[int | str]:
+        return set(self._by_image)
+
+
+def _pack(ann: _Ann) -> bytes | None:
+    """The packed annotation, or None when packing would change what `units` sees."""
+    aid, cid, bbox, crowd, i = ann
+    if not (type(aid) is int and type(cid) is int and aid in _INT64 and cid in _INT64):
+        return None
+    if type(bbox) is not list or len(bbox) != 4 or not _FLOATABLE.issuperset(map(type, bbox)):
+        return None
+    if not (crowd is None or (type(crowd) is int and crowd in (0, 1))):
+        return None
+    try:  # `units` reads the box through `coords`, which takes float() of each number too
+        return _PACKED.pack(aid, cid, *bbox, bool(crowd), i)
+    except (OverflowError, struct.error):
+        return None
 
 
 def _category_names(categories: list, path: Path) -> dict[int | str, str | BadRecord]:

@@ -356,6 +356,15 @@ def test_missing_annotation_file(tmp_path):
         read(tmp_path)
 
 
+def test_annotations_the_index_cannot_pack_keep_their_order(tmp_path):
+    # Image 397133's three annotations; the second has a string id and a boolean iscrowd, so the
+    # image's index entry falls back from packed bytes to tuples: boxes must stay in file order.
+    write_coco(tmp_path)
+    before = read(tmp_path, prompt="both")
+    write_coco(tmp_path, _mutate(lambda d: d["annotations"][1].update(id="two", iscrowd=False)))
+    assert read(tmp_path, prompt="both") == before
+
+
 def test_reading_twice_gives_identical_drafts(tmp_path):
     write_coco(tmp_path)
     assert read(tmp_path, prompt="both") == read(tmp_path, prompt="both")
