@@ -290,7 +290,7 @@ def main() -> None:
     # Memory when the source grows: a COCO file is one JSON document, parsed whole up to
     # STREAM_ABOVE_BYTES and streamed above (keeping only the annotation index); a JSONL source
     # streams. Same images, listed `scale` times over.
-    from triune_data.sources.coco import STREAM_ABOVE_BYTES
+    from triune_data.sources.base import STREAM_ABOVE_BYTES
 
     big = scaled_annotations(src, args.scale)
     how = {False: "parsed whole", True: "streamed"}
