@@ -39,6 +39,7 @@ from triune_data.sources.base import (
     Reject,
     SourceContext,
     SourceOptions,
+    nonempty,
     read_json_file,
     register_source,
     stream_json_items,
@@ -152,21 +153,9 @@ def _open(path: Path) -> tuple[list, Iterable[Any], Iterable[Any]]:
     categories = next(stream_json_items(path, "categories"), None)
     if not isinstance(categories, list):
         raise SourceError(f"{path}: not a COCO instances file (no `categories` list)")
-    return (
-        categories,
-        stream_json_items(path, "annotations.item"),
-        _some(stream_json_items(path, "images.item"), path),
-    )
-
-
-def _some(images: Iterator[Any], path: Path) -> Iterator[Any]:
-    """The streamed images; none at all means there was no `images` list to stream."""
-    empty = True
-    for im in images:
-        empty = False
-        yield im
-    if empty:
-        raise SourceError(f"{path}: not a COCO instances file (no `images` list)")
+    images = stream_json_items(path, "images.item")
+    no_images = f"{path}: not a COCO instances file (no `images` list)"
+    return categories, stream_json_items(path, "annotations.item"), nonempty(images, no_images)
 
 
 _TABLES = ("images", "annotations", "categories")

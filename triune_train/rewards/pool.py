@@ -84,19 +84,7 @@ def _row(r: RewardResult) -> tuple:
 def _payload(item: ItemLike) -> Any:
     """What travels to a worker: `ScoreItem` fields as a tuple (pickles fast), an Item dict as is."""
     if isinstance(item, ScoreItem):
-        return (
-            item.verifier,
-            item.completion,
-            item.ground_truth,
-            item.params,
-            item.accuracy_weight,
-            item.format_weight,
-            item.step,
-            item.total_steps,
-            item.image_size,
-            item.model_input_size,
-            item.data_source,
-        )
+        return tuple(getattr(item, name) for name in ScoreItem.__slots__)
     return item
 
 
