@@ -9,8 +9,8 @@ stream and materialize the chunks whose number is theirs modulo N (the build's p
 build takes results round-robin, so they arrive in chunk order without sending a single draft
 between processes. Worker rows travel back through memory-mapped Arrow files in tmpfs, not
 through a pipe. Triage depends only on the stream, so every producer reaches the same decisions.
-Producing in the build's process too saves one copy of the stream and of the rows, which on a
-two-core machine is the difference between a second worker helping or not (BENCHMARKS.md).
+Producing in the build's process too saves one read of the stream and one copy of its rows: on
+two cores it took `--workers 2` from slower than one producer to even (BENCHMARKS.md).
 """
 
 from __future__ import annotations
