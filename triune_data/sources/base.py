@@ -168,13 +168,17 @@ class SourceContext:
         """Deterministic choice from `options` for this sample (seeded, order-independent)."""
         if not options:
             raise ValueError(f"empty prompt pool {pool!r}")
-        digest = hashlib.blake2b(f"{self.seed}\x1f{sample_id}\x1f{pool}".encode(), digest_size=8).digest()
+        # surrogatepass: an id with a lone surrogate still picks (the pipeline then rejects its text)
+        key = f"{self.seed}\x1f{sample_id}\x1f{pool}".encode("utf-8", "surrogatepass")
+        digest = hashlib.blake2b(key, digest_size=8).digest()
         return options[int.from_bytes(digest, "big") % len(options)]
 
     def rng_seed(self, *parts: object) -> int:
         """A 64-bit seed derived from the recipe seed and `parts` (for generators)."""
         text = "\x1f".join([str(self.seed), self.data_source, *map(str, parts)])
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+        return int.from_bytes(
+            hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+        )
 
     def prompt(self, pool_name: str, sample_id: str, *, num_images: int = 1, **fields: Any) -> list[Message]:
         """Render the user turn from the recipe's pool `pool_name`, filling `{field}` slots."""

@@ -142,6 +142,15 @@ def test_bad_rows_are_rejected(tmp_path, row, reason):
     assert recs[1].detail and recs[1].file == "refs.jsonl"
 
 
+def test_an_id_with_a_lone_surrogate_still_gets_its_prompt(tmp_path):
+    # The prompt is picked by hashing the id; the pipeline rejects the text afterwards
+    # (`invalid_text_encoding`), so the adapter must not fail on it first.
+    recs = read(
+        tmp_path, write(tmp_path, "refs.jsonl", [dict(GOOD, id="caf\udce9")], jsonl=True), bbox_format="xyxy"
+    )
+    assert [r.id for r in recs] == ["caf\udce9-0"] and recs[0].prompt
+
+
 def test_broken_jsonl_lines_are_rejects(tmp_path):
     (tmp_path / "refs.jsonl").write_bytes(
         json.dumps(GOOD).encode() + b'\n{"image": "b.jpg", \n\n' + b'{"image": "caf\xe9.jpg"}\n'
