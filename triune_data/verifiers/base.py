@@ -274,6 +274,10 @@ def score(item: ScoreItem) -> RewardResult:
             gt = item.ground_truth
         else:
             raise VerifierError(f"{spec.name} needs a string ground truth")
+        for name in ("accuracy_weight", "format_weight"):
+            w = getattr(item, name)
+            if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
+                raise VerifierError(f"{name} must be a finite number >= 0, got {w!r}")
         ctx = VerifyContext(
             step=int(item.step),
             total_steps=int(item.total_steps),
@@ -281,8 +285,8 @@ def score(item: ScoreItem) -> RewardResult:
             model_input_size=_as_size(item.model_input_size),
             data_source=item.data_source,
         )
-    except (VerifierError, TypeError, ValueError) as exc:
-        return RewardResult.failed("error", str(exc))
+    except (VerifierError, TypeError, ValueError, OverflowError) as exc:
+        return RewardResult.failed("error", str(exc)[:500])
     completion = item.completion if isinstance(item.completion, str) else ""
     if len(completion) > MAX_COMPLETION_CHARS:
         # The model's fault, not the verifier's: a real zero, not a masked error.
