@@ -19,8 +19,8 @@ V-Triune's released weights and dynamic IoU (each prompt at a random training st
 (a) runs N verifier processes, so its rate per core (items/s ÷ N) is set beside (c)'s: the gap is
 what the service costs. CPU ms/item sums every process of a variant (client, server, workers), from
 /proc. Each variant first scores a separate warm-up batch. The micro-benchmark runs our detection
-verifier, its numpy COCO AP and V-Triune's pycocotools path on the same parsed boxes, each path in
-its own loop, and checks that map/map50/map75 agree to 1e-9.
+verifier, its COCO AP and V-Triune's pycocotools path on the same parsed boxes, interleaved in
+blocks of 200 items, and checks that map/map50/map75 agree to 1e-9.
 """
 
 from __future__ import annotations
@@ -301,7 +301,8 @@ def run_inline(specs: list[dict], warm: list[dict]) -> dict:
 
 
 def run_micro(specs: list[dict]) -> dict:
-    """Detection only, in a fresh child process: each path over all items in its own loop."""
+    """Detection only, in a fresh child process: every path over the same items, interleaved in
+    blocks of 200 so that the machine's drift hits them alike."""
     import numpy as np
     from _vtriune_baseline import coco_eval, coco_objects
 
@@ -321,24 +322,38 @@ def run_micro(specs: list[dict]) -> dict:
     def rows(boxes: np.ndarray, labels: list | tuple) -> list[dict]:  # V-Triune's parsed-box dicts
         return [{"bbox_2d": b.tolist(), "label": lab} for b, lab in zip(boxes, labels, strict=True)]
 
-    us: dict[str, float] = {}
-
-    def loop(name: str, fn: Callable, args: list[tuple]) -> list:
-        for a in args[:100]:  # warm-up
-            fn(*a)
-        t = time.perf_counter()
-        out = [fn(*a) for a in args]
-        us[name] = (time.perf_counter() - t) / len(args) * 1e6
-        return out
-
     det = [s for s in specs if s["kind"] == "det"]
     items = [to_item(s) for s in det]
-    verdicts = loop("verifier", lambda i: score(i).components, [(i,) for i in items])
-    parsed = loop("parse", parse, list(zip(det, items, strict=True)))
-    objects = loop("build", lambda g, gl, p, pl: (coco_objects(rows(p, pl), rows(g, gl)),), parsed)
     zero = {"map": 0.0, "map50": 0.0, "map75": 0.0}  # V-Triune's AP when no box has a GT label
-    stats = loop("eval", lambda o: coco_eval(*o) if o else zero, objects)
-    aps = loop("coco_ap", coco_ap, parsed)
+    paths: dict[str, Callable] = {
+        "verifier": lambda i: score(i).components,
+        "parse": parse,
+        "build": lambda g, gl, p, pl: (coco_objects(rows(p, pl), rows(g, gl)),),
+        "eval": lambda o: coco_eval(*o) if o else zero,
+        "coco_ap": coco_ap,
+    }
+    seconds = dict.fromkeys(paths, 0.0)
+    out: dict[str, list] = {name: [] for name in paths}
+
+    def timed(name: str, args: list[tuple]) -> list:
+        t = time.perf_counter()
+        res = [paths[name](*a) for a in args]
+        seconds[name] += time.perf_counter() - t
+        out[name] += res
+        return res
+
+    for a in [(i,) for i in items[:100]]:  # warm-up
+        paths["verifier"](*a)
+    # Block by block, every path in turn: drift in machine speed hits all paths alike.
+    for start in range(0, len(items), 200):
+        block, specs_block = items[start : start + 200], det[start : start + 200]
+        timed("verifier", [(i,) for i in block])
+        parsed = timed("parse", list(zip(specs_block, block, strict=True)))
+        objects = timed("build", parsed)
+        timed("eval", objects)
+        timed("coco_ap", parsed)
+    us = {name: seconds[name] / len(items) * 1e6 for name in paths}
+    verdicts, stats, aps = out["verifier"], out["eval"], out["coco_ap"]
     worst = max(abs(x - st[k]) for v, ap, st in zip(verdicts, aps, stats, strict=True)
                 for k in zero for x in (v[k], max(getattr(ap, k), 0.0)))  # fmt: skip
     return {"n": len(det), "worst": worst, **us}
