@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -276,7 +277,7 @@ def score(item: ScoreItem) -> RewardResult:
             raise VerifierError(f"{spec.name} needs a string ground truth")
         for name in ("accuracy_weight", "format_weight"):
             w = getattr(item, name)
-            if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
+            if not (isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0):  # numpy floats too
                 raise VerifierError(f"{name} must be a finite number >= 0, got {w!r}")
         ctx = VerifyContext(
             step=int(item.step),
