@@ -14,6 +14,7 @@ from typing import Any
 def _generators() -> dict[str, Callable[[], dict[str, Any]]]:
     from triune_data.recipe import prompts_json_schema, recipe_json_schema
     from triune_data.schema import json_schema
+    from triune_train.config import train_recipe_json_schema
     from triune_train.rewards.protocol import request_json_schema, response_json_schema
 
     return {
@@ -22,6 +23,7 @@ def _generators() -> dict[str, Callable[[], dict[str, Any]]]:
         "prompts.schema.json": prompts_json_schema,
         "reward_request.schema.json": request_json_schema,
         "reward_response.schema.json": response_json_schema,
+        "train_recipe.schema.json": train_recipe_json_schema,
     }
 
 
