@@ -108,7 +108,7 @@ def test_interrupted_save_leaves_the_last_checkpoint_loadable(tmp_path):
         save(tmp_path, 2, net, opt, sched, processor=Processor(fail=True))
     assert latest_checkpoint(tmp_path).name == "step-000001"
     assert not (tmp_path / "checkpoints" / "step-000002").exists()
-    net2, opt2, sched2 = make()
+    _, opt2, sched2 = make()
     load_checkpoint(latest_checkpoint(tmp_path), optimizer=opt2, scheduler=sched2)
 
 
