@@ -11,7 +11,7 @@ prompt, prompt-major: rollouts ``[i * n, (i + 1) * n)`` belong to prompt ``i``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -103,6 +103,9 @@ class Rollout:
                     with any vision placeholder token already replaced (``neutralized`` counts them)
     text            decoded with special tokens skipped
     truncated       True when it hit ``max_new_tokens`` without an EOS
+    engine_logprobs [C] the engine's own log-probs of the sampled tokens under the unmodified policy
+                    at the sampling temperature (before top-p/top-k and the vision-token ban),
+                    for engine-vs-trainer mismatch checks; None unless requested
     """
 
     prompt_index: int
@@ -110,6 +113,7 @@ class Rollout:
     text: str
     truncated: bool
     neutralized: int = 0
+    engine_logprobs: torch.Tensor | None = None  # [C] float32, only when the engine was asked for them
 
     @property
     def num_tokens(self) -> int:
@@ -124,3 +128,49 @@ class Engine(Protocol):
     def sync_weights(self, model: nn.Module) -> None:
         """Make the engine sample from ``model``'s current weights (HF: nothing to do)."""
         ...
+
+
+def neutralize(
+    completion_ids: torch.Tensor, banned_ids: Sequence[int], neutral_id: int
+) -> tuple[torch.Tensor, int]:
+    """Replace banned (vision placeholder) tokens by ``neutral_id``; returns (new ids, how many).
+
+    The length stays the same, as in V-Triune, so positions and masks are unchanged.
+
+    >>> neutralize(torch.tensor([5, 9, 7, 9]), [9], 0)
+    (tensor([5, 0, 7, 0]), 2)
+    """
+    hits = torch.isin(completion_ids, torch.tensor(list(banned_ids), dtype=completion_ids.dtype))
+    count = int(hits.sum())
+    if not count:
+        return completion_ids, 0
+    return completion_ids.masked_fill(hits, neutral_id), count
+
+
+def finish_rollout(
+    prompt_index: int,
+    generated: torch.Tensor,
+    *,
+    eos_ids: Sequence[int],
+    banned_ids: Sequence[int],
+    neutral_id: int,
+    decode: Callable[[list[int]], str],
+    engine_logprobs: torch.Tensor | None = None,
+) -> Rollout:
+    """A `Rollout` from an engine's raw tokens [G]: cut after the first EOS (kept), flag truncation
+    (no EOS), neutralise vision tokens, decode. Shared by every engine so they agree exactly."""
+    generated = generated.cpu()
+    is_eos = torch.isin(generated, torch.tensor(list(eos_ids), dtype=generated.dtype))
+    stops = torch.nonzero(is_eos)
+    truncated = stops.numel() == 0
+    length = int(generated.shape[0]) if truncated else int(stops[0, 0]) + 1
+    ids, count = neutralize(generated[:length], banned_ids, neutral_id)
+    logp = None if engine_logprobs is None else engine_logprobs[:length].float().cpu()
+    return Rollout(
+        prompt_index=prompt_index,
+        completion_ids=ids,
+        text=decode(ids.tolist()),
+        truncated=truncated,
+        neutralized=count,
+        engine_logprobs=logp,
+    )

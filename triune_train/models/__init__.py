@@ -1,0 +1,1 @@
+"""Model families, loading (local folder, Hub id or tiny offline build) and freezing."""
