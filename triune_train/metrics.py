@@ -333,6 +333,12 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [merged[s] for s in sorted(merged)]
 
 
+def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of RUN/samples.jsonl (``{"step", **sample}``); none when the file is absent."""
+    path = Path(run_dir) / "samples.jsonl"
+    return _read_jsonl(path)[0] if path.is_file() else []
+
+
 class MetricsLogger:
     """RUN/metrics.jsonl, RUN/samples.jsonl, TensorBoard (RUN/tensorboard/) and optionally W&B.
 
