@@ -129,11 +129,15 @@ def load_policy(
         path = str(ensure_tiny(spec, tiny_dir))
     else:
         path = model_path
+        if path.startswith(("/", "./", "../", "~")):
+            path = str(Path(path).expanduser())
+            if not Path(path).is_dir():
+                raise ModelError(f"model folder {model_path!r} does not exist")
     with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(path)
         except Exception as e:  # a missing folder, an unknown Hub id, no network: say which, in one line
-            where = "folder" if Path(path).exists() else "model (not a local folder; Hub id?)"
+            where = "model folder" if Path(path).is_dir() else "Hub model"
             raise ModelError(f"cannot load the {where} {path!r}: {_first_line(e)}") from e
         family = family_for(getattr(config, "model_type", "?"))
         if getattr(config, "vision_config", None) is None:
