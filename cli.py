@@ -233,7 +233,8 @@ def score_cmd(
     items: Annotated[Path | None, typer.Option(help="Self-contained request items (JSONL).")] = None,
     data: Annotated[Path | None, typer.Option(help="A triune dataset to join completions to.")] = None,
     completions: Annotated[
-        Path | None, typer.Option(help='JSONL lines {"id", "completion"} (with --data).')
+        Path | None,
+        typer.Option(help='JSONL lines {"id", "completion"} or {"id", "completions": [...]} (with --data).'),
     ] = None,
     server: Annotated[
         list[str] | None, typer.Option(help="Reward server URL(s); default: score in-process.")
@@ -274,6 +275,103 @@ def score_cmd(
             str(s["timeout"]),
         )
     out_console.print(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+@app.command(
+    "train",
+    epilog=(
+        "Examples: triune train recipes/train/demo.yaml --out out/demo-run\n\n"
+        "triune train recipes/train/demo.yaml --out out/demo-run --resume\n\n"
+        "triune train recipes/train/demo.yaml --out out/try --set total_steps=4 --set optim.lr=3e-4"
+    ),
+)
+def train_cmd(
+    recipe: RecipeArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (metrics, checkpoints, eval).")],
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set optim.lr=3e-4 (repeatable)."),
+    ] = None,
+) -> None:
+    """GRPO-train the policy of RECIPE; metrics per data_source go to OUT/metrics.jsonl."""
+    from triune_train.config import load_train_config
+    from triune_train.loop import train
+
+    cfg = load_train_config(recipe, overrides or [])
+    result = train(cfg, out, resume=resume, echo=lambda line: out_console.print(line, highlight=False))
+    last = result.checkpoint.name if result.checkpoint else "none"
+    out_console.print(f"done: {result.step} steps in {result.run}, last checkpoint {last}")
+
+
+@app.command(
+    "eval",
+    epilog=(
+        "Examples: triune eval out/demo-run/checkpoints/step-000012/policy --data out/demo --out out/demo-eval\n\n"
+        "triune eval tiny:qwen2_5_vl --data out/demo --split train --num-samples 8 --out out/difficulty"
+    ),
+)
+def eval_cmd(
+    model: Annotated[str, typer.Argument(help="Model folder, Hub id, or tiny:qwen2_5_vl / tiny:qwen3_vl.")],
+    data: Annotated[Path, typer.Option(help="A dataset written by `triune build-dataset`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    num_samples: Annotated[
+        int, typer.Option(min=1, help="Completions per sample: 1 is greedy, more are sampled.")
+    ] = 1,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Sampling temperature (num-samples > 1).")
+    ] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest completion.")] = 256,
+    max_prompt_tokens: Annotated[
+        int, typer.Option(min=1, help="Longer prompts are skipped, counted.")
+    ] = 4096,
+    max_per_source: Annotated[
+        int | None, typer.Option(min=1, help="At most this many samples per source.")
+    ] = None,
+    server: Annotated[
+        list[str] | None, typer.Option(help="Reward server URL(s); default: score in-process.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="In-process verifier processes.")] = 0,
+    seed: Annotated[int, typer.Option(help="Sampling seed (and a tiny model's seed).")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Complete and score a split: OUT/completions.jsonl, results.jsonl, summary.json, per data_source."""
+    from triune_train.eval import eval_model
+
+    summary = eval_model(
+        model, data, out, split=split, num_samples=num_samples, temperature=temperature,
+        max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, max_per_source=max_per_source,
+        server_urls=server or [], workers=workers, seed=seed,
+    )  # fmt: skip
+    if json_out:
+        _print_json(summary)
+        return
+    table = Table(
+        "data_source", "completions", "reward", "accuracy", "format", "truncated", "errors", title=str(out)
+    )
+    for name, m in summary["by_source"].items():
+        table.add_row(
+            name, f"{m.get('count', 0):.0f}", _fmt(m.get("reward")), _fmt(m.get("accuracy")), _fmt(m.get("format")),
+            _fmt(m.get("truncation_ratio")), _fmt(m.get("error_rate")),
+        )  # fmt: skip
+    out_console.print(table)
+    for key, n in summary["skipped"].items():
+        out_console.print(f"skipped {n} prompts: {key}")
+
+
+@app.command("report", epilog="Example: triune report out/demo-run")
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `triune train`.")],
+) -> None:
+    """Write RUN/report.html with plots per data_source (readable offline)."""
+    from triune_train.report import write_report
+
+    out_console.print(str(write_report(run)))
 
 
 def _fmt(v: float | None) -> str:

@@ -28,6 +28,8 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +176,9 @@ def save_checkpoint(
     tmp = root / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp / POLICY)
-    processor.save_pretrained(tmp / POLICY)
+    with _no_progress_bars():
+        model.save_pretrained(tmp / POLICY)
+        processor.save_pretrained(tmp / POLICY)
     trainer_state = {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -227,6 +230,20 @@ def truncate_jsonl(path: str | Path, *, after_step: int) -> None:
             continue  # a line cut short by the interruption
         kept.append(line)
     atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers draws a "Writing model shards" bar on every save; a log line per step is enough."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _remove(path: Path) -> None:

@@ -42,7 +42,7 @@ from triune_data.recipe import _dotted, _line_of, _read_yaml
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
-Module = Literal["vision", "connector", "llm"]
+Module = Literal["vision", "connector"]  # the language model always trains
 
 
 class _Section(BaseModel):
@@ -66,6 +66,10 @@ class ModelSection(_Section):
         description="Module groups frozen by module type (paper §4.1: vision tower and connector).",
     )
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations in backward.")
+    tiny: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of a `tiny:` model's build (hidden_size, num_layers, vocab_size, max_image_side, ...).",
+    )
 
 
 class MixSection(_Section):
@@ -165,7 +169,7 @@ class AlgorithmSection(_Section):
 
 
 class OptimSection(_Section):
-    lr: Positive = Field(default=1e-6, description="Learning rate of the language model (AdamW).")
+    lr: Positive = Field(default=1e-6, description="Learning rate (AdamW) of the language model, and the default.")
     module_lr: dict[Module, Positive] = Field(
         default_factory=dict, description="Per-module learning rates for trainable vision/connector/llm."
     )
@@ -231,8 +235,6 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         frozen = set(self.model.freeze)
-        if frozen >= {"vision", "connector", "llm"}:
-            raise ValueError("model.freeze: every module is frozen, nothing left to train")
         lr_frozen = sorted(frozen & set(self.optim.module_lr))
         if lr_frozen:
             raise ValueError(f"optim.module_lr: a learning rate for frozen modules {lr_frozen}")

@@ -70,7 +70,7 @@ def test_override_sets_nested_values_as_yaml(tmp_path):
         (GOOD, ["rollout.n"], r"^--set rollout\.n: expected KEY=VALUE"),
         (GOOD, ["model.path.x=1"], r"^--set model\.path\.x=1: model\.path is not a section"),
         (GOOD, ["algorithm.mini_batches=5"], r"^--set algorithm\.mini_batches=5: .*does not divide .*\(12\)"),
-        (GOOD, ["model.freeze=[vision,connector,llm]"], r"model\.freeze: every module is frozen"),
+        (GOOD, ["model.freeze=[vision,llm]"], r"model\.freeze\[1\]: Input should be 'vision' or 'connector'"),
         (GOOD, ["optim.module_lr={vision: 1.0}"], r"optim\.module_lr: a learning rate for frozen modules"),
         (
             GOOD.replace("  lr: 1.0e-3", "  lr: 1.0e-3\n  module_lr: {vision: 1.0}"),

@@ -1,8 +1,9 @@
 """The library side of `triune score`: score JSONL files offline, locally or on reward services.
 
 - `score_items_file`: a JSONL of protocol Items (one object a line) → one result a line;
-- `score_dataset`: a JSONL of ``{"id", "completion"}`` joined to the samples of a triune dataset
-  (several completions per id allowed) → one result a line, with id and data_source.
+- `score_dataset`: a JSONL of ``{"id", "completion"}`` — or ``{"id", "completions": [...]}``, the
+  file `triune eval` writes — joined to the samples of a triune dataset (several completions per
+  id allowed) → one result a line, with id and data_source (and the completion's `index` in a list).
 
 Input problems never stop a run: a malformed line, an unknown id or bad verifier params give a
 result with status error whose message names the line or id. Output is written to a temporary
@@ -81,7 +82,7 @@ def score_dataset(
         ids = {d["id"] for _, line in lines if type(d := _loads(line)) is dict and type(d.get("id")) is str}
     templates = _load_templates(Path(data_dir), ids, step=step, total_steps=total_steps)
     with _lines(completions_path) as lines:
-        entries = (_completion_entry(n, line, templates) for n, line in lines)
+        entries = (e for n, line in lines for e in _completion_entries(n, line, templates))
         return _run(entries, out_path, _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
@@ -117,10 +118,27 @@ def _item_entry(n: int, line: bytes) -> Entry:
         return _meta(obj), RewardResult.failed("error", f"line {n}: invalid item: {exc}")
 
 
-def _completion_entry(n: int, line: bytes, templates: dict[str, Template]) -> Entry:
+def _completion_entries(n: int, line: bytes, templates: dict[str, Template]) -> list[Entry]:
+    """One entry per completion: a line ``{"id", "completions": [...]}`` gives one per list element."""
     obj = _loads(line)
+    if type(obj) is dict and "completions" in obj and "completion" not in obj:
+        many = obj["completions"]
+        if type(many) is not list or not all(type(c) is str for c in many):
+            return [
+                (_meta(obj), RewardResult.failed("error", f"line {n}: completions must be a list of strings"))
+            ]
+        rest = {k: v for k, v in obj.items() if k != "completions"}
+        out = []
+        for i, text in enumerate(many):
+            meta, entry = _completion_entry(n, {**rest, "completion": text}, templates)
+            out.append(({**meta, "index": i}, entry))
+        return out
+    return [_completion_entry(n, obj, templates)]
+
+
+def _completion_entry(n: int, obj: Any, templates: dict[str, Template]) -> Entry:
     if type(obj) is not dict or type(obj.get("id")) is not str or type(obj.get("completion")) is not str:
-        why = 'expected an object {"id": str, "completion": str}'
+        why = 'expected an object {"id": str, "completion": str} or {"id": str, "completions": [str, ...]}'
         return _meta(obj), RewardResult.failed("error", f"line {n}: {why}")
     sample_id = obj["id"]
     if sample_id not in templates:

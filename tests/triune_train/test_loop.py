@@ -1,0 +1,259 @@
+"""The training loop end to end on the tiny model: metrics, checkpoints, exact resume, bad input."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tests.triune_train._loop_testkit import build_colours, train_config
+from triune_data.errors import DatasetError, UnknownVerifierError
+from triune_data.writer import atomic_write_json, sha256_file
+from triune_train.checkpoint import latest_checkpoint
+from triune_train.data import TrainStream
+from triune_train.eval import build_prompts, score_rollouts
+from triune_train.loop import RewardFailure, grpo_update, score_batch, step_seed, train
+from triune_train.models.families import ModelError
+from triune_train.models.loading import load_policy
+from triune_train.rewards.client import InProcessBackend
+from triune_train.rollout.base import SamplingParams
+from triune_train.rollout.hf import HFEngine
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory):
+    return build_colours(tmp_path_factory.mktemp("colours"), train=16, test=4)
+
+
+def metrics_by_step(run):
+    rows = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows.setdefault(row["step"], {}).update(row)
+    return rows
+
+
+def test_a_run_logs_per_source_metrics_checkpoints_and_evaluates(colours, tmp_path):
+    cfg = train_config(colours, total_steps=2, eval={"every": 1, "before_train": True})
+    result = train(cfg, tmp_path / "run", echo=None)
+    run = result.run
+    assert result.step == 2 and not result.stopped_early
+    rows = metrics_by_step(run)
+    assert sorted(rows) == [0, 1, 2]
+    step = rows[2]
+    assert step["train/colours/count"] == 16.0  # 4 prompts × 4 samples, all one source
+    for key in ("train/colours/reward", "train/all/accuracy", "train/colours/response_length", "actor/loss",
+                "actor/grad_norm", "actor/clip_frac_high", "actor/entropy", "actor/lr", "advantage/masked",
+                "timing/rollout", "timing/reward", "timing/update", "perf/rollout_tokens_per_s",
+                "perf/update_tokens_per_s", "perf/peak_rss_mb", "test/colours/reward", "timing/eval"):  # fmt: skip
+        assert key in step, key
+    assert any(k.startswith("layer_grad_norm/") and "layers.1" in k for k in step)
+    assert step["params/vision_trainable"] == 0 and step["params/connector_trainable"] == 0
+    assert step["params/language_trainable"] > 0 and step["params/frozen"] > 0
+    assert "test/colours/reward" in rows[0]  # evaluated before training
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert {s["step"] for s in samples} == {1, 2} and all(s["data_source"] == "colours" for s in samples)
+    evals = [
+        json.loads(line)
+        for line in (run / "eval" / "step-000002" / "completions.jsonl").read_text().splitlines()
+    ]
+    assert len(evals) == 4 and all(len(e["completions"]) == 1 for e in evals)
+    assert result.checkpoint == run / "checkpoints" / "step-000002"
+    reloaded = load_policy(str(result.checkpoint / "policy"))  # a folder a user can load
+    assert reloaded.family.name == "qwen2_5_vl"
+
+
+def test_resume_after_ctrl_c_continues_exactly(colours, tmp_path):
+    """Interrupted in step 3 (after its update, before its checkpoint): resuming redoes steps 3 and 4
+    with the same losses, and ends with the same weights as the uninterrupted run."""
+    # The entropy bonus moves the weights every step, whatever the rewards.
+    cfg = train_config(colours, total_steps=4, checkpoint={"every": 2}, algorithm={"entropy_coef": 0.01})
+    whole = train(cfg, tmp_path / "whole", echo=None)
+
+    def ctrl_c(step, metrics):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", stop=ctrl_c, echo=None)
+    assert latest_checkpoint(tmp_path / "cut").name == "step-000002"
+    load_policy(str(latest_checkpoint(tmp_path / "cut") / "policy"))  # still loadable
+    resumed = train(cfg, tmp_path / "cut", resume=True, echo=None)
+    assert resumed.step == 4
+
+    a, b = metrics_by_step(whole.run), metrics_by_step(resumed.run)
+    assert sorted(b) == [1, 2, 3, 4]  # the interrupted step 3 is not logged twice
+    for step in (3, 4):
+        stable = {k: v for k, v in a[step].items() if not k.startswith(("timing/", "perf/", "time"))}
+        assert {k: b[step][k] for k in stable} == stable
+    assert a[3]["actor/loss"] != 0
+    weights = "checkpoints/step-000004/policy/model.safetensors"
+    assert sha256_file(whole.run / weights) == sha256_file(resumed.run / weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# The update on its own
+
+
+@pytest.fixture(scope="module")
+def scored(colours, tmp_path_factory):
+    """One step's prompts, rollouts and scored batch on a fresh tiny policy."""
+    policy = load_policy("tiny:qwen2_5_vl", tiny_dir=tmp_path_factory.mktemp("tiny"))
+    cfg = train_config(colours, algorithm={"entropy_coef": 0.01}, optim={"grad_clip": None})
+    samples = TrainStream(colours, seed=0).next_batch(4)
+    prompts, _ = build_prompts(samples, policy, max_prompt_tokens=256)
+    rollouts = HFEngine(policy).generate(prompts, SamplingParams(n=4, max_new_tokens=6, seed=step_seed(0, 1)))
+    with InProcessBackend() as backend:
+        results, _ = score_rollouts(backend, prompts, rollouts, step=1, total_steps=2, model_frame="pixel")
+    return policy, cfg, prompts, rollouts, results
+
+
+def updated(scored, *, micro_batch_size=16, results=None, nan=False, **alg):
+    policy, cfg, prompts, rollouts, base_results = scored
+    cfg = cfg.model_copy(
+        update={
+            "optim": cfg.optim.model_copy(update={"micro_batch_size": micro_batch_size}),
+            "algorithm": cfg.algorithm.model_copy(update=alg),
+        }
+    )
+    batch = score_batch(cfg, prompts, rollouts, results or base_results)
+    if nan:
+        batch.advantages[0] = float("nan")
+    policy = copy.copy(policy)
+    policy.model = copy.deepcopy(policy.model)
+    optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=1.0)
+    stats = grpo_update(policy, None, prompts, rollouts, batch, optimizer, cfg, step=1)
+    return policy.model.state_dict(), stats
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_micro_batches_add_up_to_the_full_batch(scored, agg):
+    """Gradient accumulation over micro-batches of 1 gives the update of one batch of 16: every loss
+    is divided by the global token (or sequence) count of the mini-batch."""
+    one, s1 = updated(scored, micro_batch_size=1, loss_agg=agg)
+    full, s16 = updated(scored, micro_batch_size=16, loss_agg=agg)
+    assert s1["loss"] == pytest.approx(s16["loss"], rel=1e-5, abs=1e-7)
+    for name in one:
+        torch.testing.assert_close(one[name], full[name], rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_grad_norm_skips_the_step(scored):
+    before = scored[0].model.state_dict()
+    after, stats = updated(scored, nan=True)
+    assert stats["skipped_updates"] == 1.0 and stats["optimizer_steps"] == 0.0
+    for name in before:
+        assert torch.equal(before[name], after[name])
+
+
+def test_failed_rewards_are_masked_not_scored_zero(scored):
+    _, cfg, prompts, rollouts, results = scored
+    failed = [dataclasses.replace(r, status="timeout") if i % 4 == 0 else r for i, r in enumerate(results)]
+    batch = score_batch(cfg, prompts, rollouts, failed)
+    assert batch.valid.tolist() == [i % 4 != 0 for i in range(16)]
+    assert (batch.advantages[~batch.valid] == 0).all()
+    _, stats = updated(scored, results=failed)
+    assert stats["seqs"] == 12.0  # the 4 failed rows are not in the loss at all
+
+
+def test_several_mini_batches_and_epochs_run_off_policy(scored):
+    _, stats = updated(scored, epochs=2, mini_batches=2)
+    assert stats["optimizer_steps"] == 4.0 and stats["ratio_max"] > 1.0 - 1e-6
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: one line, before heavy work
+
+
+def test_missing_dataset_fails_before_the_model_is_built(tmp_path):
+    cfg = train_config(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="dataset directory not found"):
+        train(cfg, tmp_path / "run", echo=None)
+    assert not (tmp_path / "run" / "base_model").exists()
+
+
+def test_prompts_over_the_budget_fail_in_one_line(colours, tmp_path):
+    cfg = train_config(colours, data={"max_prompt_tokens": 8})
+    with pytest.raises(
+        DatasetError, match=r"data_source 'colours': prompts exceed data\.max_prompt_tokens \(\d+ tokens"
+    ):
+        train(cfg, tmp_path / "run", echo=None)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_model_without_vision_tower_fails_in_one_line(colours, tmp_path):
+    from transformers import Qwen2Config
+
+    Qwen2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                intermediate_size=64, vocab_size=400).save_pretrained(tmp_path / "text_only")  # fmt: skip
+    cfg = train_config(colours, model={"path": str(tmp_path / "text_only")})
+    with pytest.raises(ModelError):
+        train(cfg, tmp_path / "run", echo=None)
+
+
+def test_a_verifier_the_backend_does_not_know_fails_in_one_line(colours, tmp_path):
+    data = tmp_path / "data"
+    import shutil
+
+    shutil.copytree(colours, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    for f in manifest["files"]:
+        table = pq.read_table(data / f["path"])
+        rows = table.to_pylist()
+        for r in rows:
+            r["reward"]["verifier"] = "no_such_verifier"
+        pq.write_table(table.from_pylist(rows, schema=table.schema), data / f["path"])
+        f["bytes"], f["sha256"] = (data / f["path"]).stat().st_size, sha256_file(data / f["path"])
+    atomic_write_json(data / "manifest.json", manifest)
+    with pytest.raises(UnknownVerifierError, match="data_source 'colours': the reward backend does not know"):
+        train(train_config(data), tmp_path / "run", echo=None)
+    assert not (tmp_path / "run" / "base_model").exists()
+
+
+def test_a_reward_service_that_goes_away_stops_the_run_with_the_checkpoint_intact(colours, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    service = subprocess.Popen(
+        [sys.executable, "-m", "triune_train.rewards.service", "--port", str(port), "--workers", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TRIUNE_REWARD_TOKEN": ""},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "reward service did not start"
+                time.sleep(0.1)
+
+        def kill_after_2(step, metrics):
+            if step == 2:
+                service.terminate()
+                service.wait(timeout=20)
+
+        cfg = train_config(
+            colours,
+            total_steps=4,
+            checkpoint={"every": 1},
+            reward={"servers": [url], "retries": 1, "timeout_s": 2.0},
+        )
+        with pytest.raises(
+            RewardFailure, match=r"step 3: 16 of 16 rewards failed .*Last checkpoint: step-000002, intact"
+        ):
+            train(cfg, tmp_path / "run", stop=kill_after_2, echo=None)
+    finally:
+        service.kill()
+    assert latest_checkpoint(tmp_path / "run").name == "step-000002"
+    load_policy(str(latest_checkpoint(tmp_path / "run") / "policy"))
