@@ -172,7 +172,8 @@ def _plot(path: Path, title: str, lines: Sequence[tuple[str, _Series]]) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.6, 3.2), dpi=100, layout="constrained")
+    fig = Figure(figsize=(5.6, 3.2), dpi=100)
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.91, bottom=0.15)  # fixed: constrained layout draws twice
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for label, s in lines:
