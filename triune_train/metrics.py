@@ -141,8 +141,9 @@ class _Acc:
         self.format.append(r.format)
         self.groups[r.group].append(r.reward)
         for name, value in r.components.items():
-            key = f"component_{name}" if name in _OWN_METRICS else name
-            self.components[key].append(float(value))
+            if isinstance(value, int | float):  # bools count as 0/1; anything else is not a metric
+                key = f"component_{name}" if name in _OWN_METRICS else name
+                self.components[key].append(float(value))
         correct = r.accuracy >= threshold
         self.correct.append(float(correct))
         (self.lengths_correct if correct else self.lengths_wrong).append(float(r.response_tokens))

@@ -159,6 +159,17 @@ def test_single_rollout_eval_has_no_zero_variance_metric_and_empty_input_no_keys
     assert completion_metrics([], split="train") == {}
 
 
+def test_non_numeric_and_non_finite_components_are_skipped():
+    comps = {"iou": float("nan"), "note": "x", "hit": True}
+    rows = [
+        rec("s", "detection", "ok", 0.5, 1.0, comps, 5, "", 0),
+        rec("s", "detection", "ok", 0.5, 1.0, {"iou": 0.4}, 5, "", 0),
+    ]
+    m = completion_metrics(rows, split="train")
+    assert (m["train/s/iou"], m["train/s/hit"]) == (0.4, 1.0)
+    assert "train/s/note" not in m
+
+
 def test_not_applicable_rows_count_but_are_not_scored():
     rows = [
         rec("s", "math", "not_applicable", 0.0, 0.0, {}, 5, "x", 0),
