@@ -53,10 +53,10 @@ def _segment_stats(values: Tensor, weight: Tensor, seg: Tensor, n_seg: int) -> t
 
     A segment with fewer than two rows has std 1 (its centred values are 0 anyway).
     """
-    count = torch.zeros(n_seg, dtype=values.dtype).index_add_(0, seg, weight)
-    total = torch.zeros(n_seg, dtype=values.dtype).index_add_(0, seg, values * weight)
+    count = values.new_zeros(n_seg).index_add_(0, seg, weight)
+    total = values.new_zeros(n_seg).index_add_(0, seg, values * weight)
     mean = total / count.clamp(min=1)
-    sq = torch.zeros(n_seg, dtype=values.dtype).index_add_(0, seg, (values - mean[seg]) ** 2 * weight)
+    sq = values.new_zeros(n_seg).index_add_(0, seg, (values - mean[seg]) ** 2 * weight)
     std = torch.where(count >= 2, (sq / (count - 1).clamp(min=1)).sqrt(), torch.ones_like(sq))
     return count, mean, std
 
@@ -105,7 +105,7 @@ def group_advantages(
         _check_1d("valid", valid, n)
         ok &= valid.bool()
     w = ok.double()
-    r = torch.where(ok, rewards.double(), torch.zeros((), dtype=torch.float64))
+    r = torch.where(ok, rewards.double(), 0.0)
 
     if normalize_by is not None:
         _check_1d("normalize_by", normalize_by, n)
@@ -140,13 +140,13 @@ def advantage_stats(rewards: Tensor, group: Tensor, valid: Tensor, advantages: T
     """
     ok = valid.bool() & torch.isfinite(rewards)
     w = ok.double()
-    r = torch.where(ok, rewards.double(), torch.zeros((), dtype=torch.float64))
+    r = torch.where(ok, rewards.double(), 0.0)
     groups, inv = torch.unique(group, return_inverse=True)
-    count = torch.zeros(len(groups), dtype=torch.float64).index_add_(0, inv, w)
+    count = w.new_zeros(len(groups)).index_add_(0, inv, w)
     # Exact equality of the valid rewards: max == min over the group (a mean would round).
-    high = torch.full((len(groups),), -torch.inf, dtype=torch.float64)
+    high = w.new_full((len(groups),), -torch.inf)
     high = high.scatter_reduce(0, inv, torch.where(ok, r, -torch.inf), "amax")
-    low = torch.full((len(groups),), torch.inf, dtype=torch.float64)
+    low = w.new_full((len(groups),), torch.inf)
     low = low.scatter_reduce(0, inv, torch.where(ok, r, torch.inf), "amin")
     a = advantages[ok].double()
     return {
@@ -296,13 +296,12 @@ def policy_loss(
     local_tokens, local_seqs = loss_normalizers(m)
     n_tok = local_tokens if num_tokens is None else float(num_tokens)
     n_seq = local_seqs if num_seqs is None else float(num_seqs)
-    zero = torch.zeros((), dtype=torch.float32)
 
     def agg_(per_token: Tensor) -> Tensor:
         return _aggregate(per_token, mf, agg, num_tokens=n_tok, num_seqs=n_seq, max_len=max_len)
 
     # Padding may hold anything (even NaN): take log-ratios only where the mask is set.
-    log_ratio = torch.where(m, logp.float() - old_logp.float(), zero)
+    log_ratio = torch.where(m, logp.float() - old_logp.float(), 0.0)
     if ratio_level == "sequence":
         log_ratio = (log_ratio.sum(dim=-1) / mf.sum(dim=-1).clamp(min=1)).unsqueeze(-1)  # [B, 1]
     ratio = torch.exp(log_ratio)
@@ -317,13 +316,13 @@ def policy_loss(
     stats: dict[str, float] = {"pg_loss": float(pg.detach())}
 
     if ref_logp is not None:
-        kl_tok = torch.where(m, kl_penalty(logp.float(), ref_logp.float(), kl_kind), zero)
+        kl_tok = torch.where(m, kl_penalty(logp.float(), ref_logp.float(), kl_kind), 0.0)
         kl = agg_(kl_tok if weight is None else kl_tok * weight)
         if kl_coef > 0:
             loss = loss + kl_coef * kl
         stats["kl"] = float(kl.detach())
     if entropy is not None:
-        ent_tok = torch.where(m, entropy.float(), zero)
+        ent_tok = torch.where(m, entropy.float(), 0.0)
         ent = agg_(ent_tok if weight is None else ent_tok * weight)
         if entropy_coef != 0:
             loss = loss - entropy_coef * ent

@@ -413,3 +413,25 @@ def test_policy_loss_rejects_bad_input(kwargs, message):
     logp, old, adv, mask = two_sequences()
     with pytest.raises(ValueError, match=message):
         policy_loss(logp, old, adv, mask, **kwargs)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_cuda_matches_cpu(level):
+    # Everything built inside the functions follows the inputs' device (no CPU-only temporaries).
+    logp, old, ref, ent, adv, mask, weight = random_batch(2)
+    kwargs = dict(sample_weight=weight, ref_logp=ref, entropy=ent, **loss_kwargs("token-mean", level))
+    cpu_loss, cpu_stats = policy_loss(logp, old, adv, mask, **kwargs)
+    cuda = {k: v.cuda() for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    gpu_loss, gpu_stats = policy_loss(logp.cuda(), old.cuda(), adv.cuda(), mask.cuda(), **{**kwargs, **cuda})
+    assert gpu_loss.item() == pytest.approx(cpu_loss.item(), abs=1e-5)
+    assert gpu_stats == pytest.approx(cpu_stats, abs=1e-5)
+    rewards, group, valid = T(TASK_REWARDS), T(TASK_GROUPS), T([True] * 7 + [False])
+    on_gpu = group_advantages(rewards.cuda(), group.cuda(), valid.cuda(), normalize_by=T(TASK_IDS).cuda())
+    torch.testing.assert_close(
+        on_gpu.cpu(), group_advantages(rewards, group, valid, normalize_by=T(TASK_IDS))
+    )
+    assert advantage_stats(rewards.cuda(), group.cuda(), valid.cuda(), on_gpu) == pytest.approx(
+        advantage_stats(rewards, group, valid, on_gpu.cpu())
+    )
