@@ -65,3 +65,24 @@ def test_processor_and_model_patch_sizes_must_agree(tmp_path: Path, tiny_model_d
     (folder / "processor_config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="processor patch size 16 != vision tower patch size 14"):
         load_policy(str(folder))
+
+
+def test_a_folder_in_the_hub_layout_loads(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> None:
+    # Hub checkpoints keep the image processor in preprocessor_config.json and the chat template in
+    # chat_template.json, with no processor_config.json: the images-only processor must read that too.
+    policy = load_policy(str(tiny_model_dirs["qwen2_5_vl"]))
+    hub = tmp_path / "hub"
+    policy.model.save_pretrained(hub)
+    policy.processor.image_processor.save_pretrained(hub)
+    policy.tokenizer.save_pretrained(hub)
+    (hub / "chat_template.json").write_text(json.dumps({"chat_template": policy.processor.chat_template}))
+    for name in ("processor_config.json", "chat_template.jinja"):
+        (hub / name).unlink(missing_ok=True)
+    assert (hub / "preprocessor_config.json").exists()
+    again = load_policy(str(hub))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]}]
+    render = again.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert render == policy.processor.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )
+    assert again.processor.image_processor.to_dict() == policy.processor.image_processor.to_dict()

@@ -123,3 +123,17 @@ def test_train_mode_and_model_swap(tiny_policy) -> None:
     assert engine.model is other
     with pytest.raises(ValueError, match="max_batch_size"):
         HFEngine(policy, max_batch_size=0)
+
+
+@pytest.mark.parametrize("cut", [{"top_k": 1}, {"top_p": 1e-6}, {"temperature": 1e-4}])
+def test_top_k_top_p_and_temperature_reach_the_sampler(tiny_policy, cut: dict) -> None:
+    # each of these leaves only the most likely token, so sampling must reproduce greedy decoding
+    policy = tiny_policy("qwen3_vl")
+    prompts = two_prompts(policy)
+    engine = HFEngine(policy)
+    greedy = engine.generate(prompts, SamplingParams(n=1, max_new_tokens=10, greedy=True))
+    narrow = engine.generate(prompts, SamplingParams(n=2, max_new_tokens=10, seed=5, **cut))
+    wide = engine.generate(prompts, SamplingParams(n=2, max_new_tokens=10, seed=5))
+    expected = [greedy[0].completion_ids.tolist()] * 2 + [greedy[1].completion_ids.tolist()] * 2
+    assert [r.completion_ids.tolist() for r in narrow] == expected
+    assert [r.completion_ids.tolist() for r in wide] != expected
