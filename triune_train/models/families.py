@@ -9,7 +9,7 @@ A family is detected from ``config.model_type`` and says:
 - its vision placeholder tokens, which a policy must never generate;
 - the module CLASSES of its vision tower and connector (the patch merger), so freezing works by
   type: transformers 5 moved ``visual.*`` to ``model.visual.*``, and a freeze by name strings
-  silently froze nothing (vtriune.md §10, V-Triune's ``ACTOR_LR_FREEZE``).
+  silently froze nothing (V-Triune's released ``ACTOR_LR_FREEZE`` matched ``visual.*``).
 
 Classes are imported lazily (importing transformers' modelling code is slow), and a class that a
 future transformers renames fails loudly here instead of freezing nothing.
