@@ -25,5 +25,5 @@ if [ -n "${TRIUNE_TORCH_INDEX:-}" ]; then
 else
   pip install "torch==2.13.0"
 fi
-pip install -e ".[dev]"
+pip install -e ".[dev,train]"
 echo "$want" > "$stamp"

@@ -22,12 +22,13 @@ from triune_data.writer import atomic_write_json, sha256_file
 from triune_train.checkpoint import latest_checkpoint
 from triune_train.data import TrainStream
 from triune_train.eval import build_prompts, score_rollouts
-from triune_train.loop import RewardFailure, grpo_update, score_batch, step_seed, train
+from triune_train.loop import RewardFailure, step_seed, train
 from triune_train.models.families import ModelError
 from triune_train.models.loading import load_policy
 from triune_train.rewards.client import InProcessBackend
 from triune_train.rollout.base import SamplingParams
 from triune_train.rollout.hf import HFEngine
+from triune_train.update import grpo_update, score_batch
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def updated(scored, *, micro_batch_size=16, results=None, nan=False, **alg):
     policy = copy.copy(policy)
     policy.model = copy.deepcopy(policy.model)
     optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=1.0)
-    stats = grpo_update(policy, None, prompts, rollouts, batch, optimizer, cfg, step=1)
+    stats = grpo_update(policy, None, prompts, rollouts, batch, optimizer, cfg, seed=1)
     return policy.model.state_dict(), stats
 
 
