@@ -55,6 +55,15 @@ def build_colours(root: Path, **kwargs: Any) -> Path:
     return root / "data"
 
 
+def metrics_by_step(run: Path) -> dict[int, dict[str, Any]]:
+    """RUN/metrics.jsonl merged by step (train, eval and checkpoint lines of a step together)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows.setdefault(row["step"], {}).update(row)
+    return rows
+
+
 def train_config(data_dir: Path, **sections: Any) -> Any:
     """A fast `TrainConfig` on `data_dir`: tiny Qwen2.5-VL, 4 prompts × 4 samples, 4 new tokens.
 

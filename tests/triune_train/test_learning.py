@@ -16,7 +16,7 @@ from collections import deque
 
 import pytest
 
-from tests.triune_train._loop_testkit import build_colours, train_config
+from tests.triune_train._loop_testkit import build_colours, metrics_by_step, train_config
 from triune_train.loop import train
 
 THRESHOLD, START_BELOW, WINDOW, MAX_STEPS = 0.8, 0.2, 5, 400
@@ -53,7 +53,5 @@ def test_reward_rises_from_chance_to_reading_the_image(tmp_path):
     assert sum(rewards[:WINDOW]) / WINDOW < START_BELOW
     assert result.stopped_early, f"5-step mean reward stayed below {THRESHOLD} for {MAX_STEPS} steps"
     assert result.metrics["train/colours/reward"] > 0.5
-    from tests.triune_train.test_loop import metrics_by_step
-
     held_out = metrics_by_step(result.run)[result.step]["test/colours/reward"]
     assert held_out >= THRESHOLD, f"greedy reward on unseen test images {held_out}"

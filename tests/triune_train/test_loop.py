@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests.triune_train._loop_testkit import build_colours, train_config
+from tests.triune_train._loop_testkit import build_colours, metrics_by_step, train_config
 from triune_data.errors import DatasetError, UnknownVerifierError
 from triune_data.writer import atomic_write_json, sha256_file
 from triune_train.checkpoint import latest_checkpoint
@@ -34,14 +34,6 @@ from triune_train.update import grpo_update, score_batch
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory):
     return build_colours(tmp_path_factory.mktemp("colours"), train=16, test=4)
-
-
-def metrics_by_step(run):
-    rows = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        rows.setdefault(row["step"], {}).update(row)
-    return rows
 
 
 def test_a_run_logs_per_source_metrics_checkpoints_and_evaluates(colours, tmp_path):
