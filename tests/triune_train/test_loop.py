@@ -189,7 +189,7 @@ def test_a_model_without_vision_tower_fails_in_one_line(colours, tmp_path):
     Qwen2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                 intermediate_size=64, vocab_size=400).save_pretrained(tmp_path / "text_only")  # fmt: skip
     cfg = train_config(colours, model={"path": str(tmp_path / "text_only")})
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelError, match="model type 'qwen2' has no vision tower"):
         train(cfg, tmp_path / "run", echo=None)
 
 
