@@ -256,6 +256,7 @@ def score_cmd(
     if items is not None:
         summary = score_items_file(items, out, server_urls=server, workers=workers)
     else:
+        assert data is not None and completions is not None  # checked above
         summary = score_dataset(
             data, completions, out, server_urls=server, workers=workers, step=step, total_steps=total_steps
         )

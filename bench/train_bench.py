@@ -20,6 +20,7 @@ the child's peak RSS.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -76,7 +77,11 @@ def run_ours(args: argparse.Namespace, data: Path, model: Path, out: Path) -> di
     start = time.perf_counter()
     train(cfg, out / "run", stop=tick, echo=None)
     timed = rows[args.warmup :]
-    stages = {k.removeprefix("timing/"): statistics.median(r[k] for r in timed) for k in timed[0] if k.startswith("timing/")}
+    stages = {
+        k.removeprefix("timing/"): statistics.median(r[k] for r in timed)
+        for k in timed[0]
+        if k.startswith("timing/")
+    }
     rollout_s = sum(r["timing/rollout"] for r in timed)
     rest_s = sum(r["timing/step"] - r["timing/rollout"] for r in timed)
     completion_tokens = sum(r["perf/completion_tokens"] for r in timed)
@@ -165,7 +170,7 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
         dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(
-        model=policy.model, reward_funcs=[mcq_reward], args=config, train_dataset=dataset,
+        model=policy.model, reward_funcs=[mcq_reward], args=config, train_dataset=dataset,  # type: ignore[list-item]
         processing_class=policy.processor,
     )  # fmt: skip
     stages: dict[str, list[float]] = {"rollout": [], "reward": []}
@@ -183,8 +188,8 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
 
         return wrapper
 
-    trainer._generate_single_turn = timed("rollout", trainer._generate_single_turn)
-    trainer._calculate_rewards = timed("reward", trainer._calculate_rewards)
+    trainer._generate_single_turn = timed("rollout", trainer._generate_single_turn)  # type: ignore[method-assign]
+    trainer._calculate_rewards = timed("reward", trainer._calculate_rewards)  # type: ignore[method-assign]
     ends: list[float] = []
 
     class Tick(TrainerCallback):
@@ -203,8 +208,13 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
     torch.set_num_threads(args.threads)
     return {
         "step_s": steps,
-        "stages_s": {"rollout": statistics.median(rollout), "reward": statistics.median(reward),
-                     "rest (scoring glue, update)": statistics.median(steps) - statistics.median(rollout) - statistics.median(reward)},  # fmt: skip
+        "stages_s": {
+            "rollout": statistics.median(rollout),
+            "reward": statistics.median(reward),
+            "rest (scoring glue, update)": statistics.median(steps)
+            - statistics.median(rollout)
+            - statistics.median(reward),
+        },
         "rollout_tokens_per_s": completion_tokens / sum(rollout),
         "update_tokens_per_s": (args.prompts * args.n * plen * len(rollout) + completion_tokens) / rest,
         "completion_tokens_per_step": completion_tokens / len(rollout),
@@ -212,7 +222,7 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
 
 
 def step_times(stamps: list[float], warmup: int) -> list[float]:
-    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)][warmup:]
+    return [b - a for a, b in itertools.pairwise(stamps)][warmup:]
 
 
 def child(args: argparse.Namespace) -> None:
@@ -263,14 +273,19 @@ def main() -> None:
                 sys.exit(f"{variant} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
             runs[variant].append(json.loads(line[7:]))
             r = runs[variant][-1]
-            print(f"{variant:5s} median step {statistics.median(r['step_s']):.3f} s  peak {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{variant:5s} median step {statistics.median(r['step_s']):.3f} s  peak {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     report(args, runs)
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]]) -> None:
     print(f"\n{args.prompts} prompts × {args.n} completions, {args.new_tokens} new tokens, {args.threads} thread(s), "
           f"{args.steps} timed steps × {args.repeat} runs\n")  # fmt: skip
-    print("| trainer | s / step (median of runs) | every run | rollout tok/s | update tok/s | completion tok/step | peak RSS MB |")
+    print(
+        "| trainer | s / step (median of runs) | every run | rollout tok/s | update tok/s | completion tok/step | peak RSS MB |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|")
     med = {}
     for name, label in (("ours", "triune `train`"), ("trl", "TRL `GRPOTrainer`")):
@@ -287,7 +302,10 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]]) -> N
     print(f"\nratio ours / TRL: {med['ours'] / med['trl']:.2f}\n")
     for name in ("ours", "trl"):
         stages = runs[name][len(runs[name]) // 2]["stages_s"]
-        print(f"{name} stages (s, median step of the middle run): " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+        print(
+            f"{name} stages (s, median step of the middle run): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+        )
 
 
 if __name__ == "__main__":

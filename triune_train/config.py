@@ -169,7 +169,9 @@ class AlgorithmSection(_Section):
 
 
 class OptimSection(_Section):
-    lr: Positive = Field(default=1e-6, description="Learning rate (AdamW) of the language model, and the default.")
+    lr: Positive = Field(
+        default=1e-6, description="Learning rate (AdamW) of the language model, and the default."
+    )
     module_lr: dict[Module, Positive] = Field(
         default_factory=dict, description="Per-module learning rates for trainable vision/connector/llm."
     )
