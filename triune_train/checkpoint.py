@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from triune_data.errors import TriuneError
-from triune_data.writer import atomic_write_bytes, atomic_write_json  # to triune_data.atomic (issue 7)
+from triune_data.writer import atomic_write_json  # moves to triune_data.atomic with issue 7
 from triune_train.config import TrainConfig, resolved
 
 CONFIG = "config.json"
@@ -216,22 +216,6 @@ def load_checkpoint(
     return state
 
 
-def truncate_jsonl(path: str | Path, *, after_step: int) -> None:
-    """Drop the lines of a per-step JSONL log whose "step" is beyond `after_step` (they are redone)."""
-    path = Path(path)
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) > after_step:
-                continue
-        except (ValueError, AttributeError):
-            continue  # a line cut short by the interruption
-        kept.append(line)
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode())
-
-
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
     """transformers draws a "Writing model shards" bar on every save; a log line per step is enough."""
@@ -282,5 +266,4 @@ __all__ = [
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
-    "truncate_jsonl",
 ]

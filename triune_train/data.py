@@ -118,8 +118,8 @@ def split_shards(root: str | Path, split: str) -> list[Path]:
 class TrainStream:
     """Samples of one split, mixed, shuffled and weighted by the recipe, with an exact position.
 
-    >>> # stream = TrainStream("out/demo", split="train", seed=0)
-    >>> # batch = stream.next_batch(8); state = stream.state_dict()
+    ``next_batch(n)`` hands out the next n samples; ``state_dict()`` is the position (JSON) and
+    ``load_state_dict(state)`` restores it, refusing a dataset whose rows or groups changed.
     """
 
     def __init__(

@@ -13,7 +13,6 @@ from triune_train.checkpoint import (
     load_checkpoint,
     prepare_run,
     save_checkpoint,
-    truncate_jsonl,
 )
 from triune_train.config import TrainConfig
 
@@ -162,11 +161,3 @@ def test_resume_refuses_changed_total_steps(tmp_path):
 def test_resume_needs_a_run(tmp_path):
     with pytest.raises(RunError, match="nothing to resume"):
         prepare_run(tmp_path, cfg(), resume=True)
-
-
-def test_truncate_jsonl_drops_redone_steps_and_cut_lines(tmp_path):
-    p = tmp_path / "metrics.jsonl"
-    p.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "x"')
-    truncate_jsonl(p, after_step=2)
-    assert p.read_text() == '{"step": 1}\n{"step": 2}\n'
-    truncate_jsonl(tmp_path / "missing.jsonl", after_step=0)
