@@ -85,8 +85,8 @@ def build_dataset_cmd(
         name: {
             "read": c.read,
             "kept": c.kept,
-            "rejected": c.rejected_total,
-            "rejected_by_reason": dict(c.rejected),
+            "rejected": c.rejected,
+            "rejected_by_reason": c.rejected_by_reason,
         }
         for name, c in report.sources.items()
     }
@@ -97,8 +97,9 @@ def build_dataset_cmd(
         return
     table = Table("data_source", "read", "kept", "rejected", "top reject reasons", title=f"{report.out}")
     for name, c in report.sources.items():
-        reasons = ", ".join(f"{r} {n}" for r, n in c.rejected.most_common(3))
-        table.add_row(name, str(c.read), str(c.kept), str(c.rejected_total), reasons)
+        top = sorted(c.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        reasons = ", ".join(f"{r} {n}" for r, n in top)
+        table.add_row(name, str(c.read), str(c.kept), str(c.rejected), reasons)
     out_console.print(table)
     resumed = f", resumed after {report.resumed_from} committed records" if report.resumed_from else ""
     out_console.print(f"{report.files} shards, {report.bytes / 1e6:.1f} MB{resumed}")

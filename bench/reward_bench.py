@@ -306,10 +306,11 @@ def run_micro(specs: list[dict]) -> dict:
     import numpy as np
     from _vtriune_baseline import coco_eval, coco_objects
 
-    from triune_data.schema import Box
+    from triune_data.types import Box
     from triune_data.verifiers import score
-    from triune_data.verifiers._boxes import answer_text, ground_truth_boxes, parse_boxes
-    from triune_data.verifiers._coco_map import coco_ap
+    from triune_data.verifiers.common.box_parse import parse_boxes
+    from triune_data.verifiers.common.box_score import answer_text, ground_truth_boxes
+    from triune_data.verifiers.common.coco_map import coco_ap
 
     def parse(s: dict, item: ScoreItem) -> tuple:  # what the verifier parses, as it parses it
         gt, gt_labels = ground_truth_boxes(

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from triune_data.errors import DatasetError
 from triune_data.manifest import read_manifest
-from triune_data.schema import BOX_TASKS
+from triune_data.types import BOX_TASKS
 
 _F32 = pa.float32()
 _RATIO = pa.struct(
@@ -170,8 +170,8 @@ def export_dataset(
             raise DatasetError(f"{out} is not empty: pass --overwrite to replace it")
         shutil.rmtree(out)
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for f in manifest["files"]:
-        groups[(f["split"], f["data_source"])].append(f["path"])
+    for f in manifest.files:
+        groups[(f.split or "", f.data_source or "")].append(f.path)
     written = []
     for (split, source), files in sorted(groups.items()):
         tmp = out / split / f".{source}.parquet.tmp"

@@ -14,17 +14,6 @@ import orjson
 
 from triune_data.errors import RecipeError, VerifierError
 from triune_data.images import ImagePolicy, ImageProblem, probe
-from triune_data.schema import (
-    BOX_TASKS,
-    IMAGE_PLACEHOLDER,
-    TASK_CATEGORY,
-    Box,
-    Image,
-    ImageSize,
-    Provenance,
-    RewardSpec,
-    Sample,
-)
 from triune_data.sources.base import (
     INVALID_BOX,
     INVALID_TEXT,
@@ -35,6 +24,17 @@ from triune_data.sources.base import (
     Reject,
 )
 from triune_data.tasks import TASK_DEFAULTS
+from triune_data.types import (
+    BOX_TASKS,
+    IMAGE_PLACEHOLDER,
+    TASK_CATEGORY,
+    Box,
+    Image,
+    ImageSize,
+    Provenance,
+    RewardSpec,
+    Sample,
+)
 from triune_data.verifiers.base import params_json
 
 PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
@@ -73,7 +73,7 @@ class _Rejected(Exception):
 
 
 def _reject(draft: Draft, reason: str, detail: str) -> Reject:
-    return Reject(reason, detail, original_id=draft.original_id, id=draft.id, file=draft.file)
+    return Reject(reason=reason, detail=detail, id=draft.id, original_id=draft.original_id, file=draft.file)
 
 
 _FRAME_SCALE = {

@@ -1,6 +1,10 @@
 """The committed JSON Schemas in `schemas/` are generated from code; this writes them.
 
-`triune schemas --out schemas` regenerates them; tests/test_schemas.py fails when they drift.
+Each schema is generated next to what it describes (the sample in `schema`, recipes in `recipe`,
+reward items and results in `verifiers.common.wire`); this module only collects them and adds what
+needs the registries: the sample schema's `reward.verifier` enumerates the verifiers shipped in
+`triune_data.verifiers`. `triune schemas --out schemas` regenerates the files;
+tests/test_schemas.py fails when they drift.
 """
 
 from __future__ import annotations
@@ -11,13 +15,22 @@ from pathlib import Path
 from typing import Any
 
 
+def sample_json_schema() -> dict[str, Any]:
+    """`schema.json_schema()` with the registered verifier names as the enum of `reward.verifier`."""
+    from triune_data.schema import json_schema
+    from triune_data.verifiers import verifier_names
+
+    schema = json_schema()
+    schema["$defs"]["RewardSpec"]["properties"]["verifier"]["enum"] = verifier_names(builtin=True)
+    return schema
+
+
 def _generators() -> dict[str, Callable[[], dict[str, Any]]]:
     from triune_data.recipe import prompts_json_schema, recipe_json_schema
-    from triune_data.schema import json_schema
-    from triune_train.rewards.protocol import request_json_schema, response_json_schema
+    from triune_data.verifiers.common.wire import request_json_schema, response_json_schema
 
     return {
-        "sample.schema.json": json_schema,
+        "sample.schema.json": sample_json_schema,
         "recipe.schema.json": recipe_json_schema,
         "prompts.schema.json": prompts_json_schema,
         "reward_request.schema.json": request_json_schema,

@@ -14,10 +14,6 @@ build resumes from the last committed shard and writes the same bytes it would h
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,8 +23,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from triune_data import atomic
+from triune_data.manifest import FileEntry
+
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
 
+REJECTS_FILE = "rejects/rejects-00000-of-00001.parquet"
 REJECT_SCHEMA = pa.schema(
     [
         pa.field("data_source", pa.string()),
@@ -40,33 +40,6 @@ REJECT_SCHEMA = pa.schema(
         pa.field("file", pa.string()),
     ]
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-
-
-def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -101,15 +74,29 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return out
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    writer = _parquet_writer(tmp, table.schema)
-    try:
-        writer.write_table(table, row_group_size=max(table.num_rows, 1))
-    finally:
-        writer.close()
-    os.replace(tmp, path)
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write `table` as one parquet file (one row group), atomically."""
+
+    def produce(tmp: Path) -> None:
+        writer = _parquet_writer(tmp, table.schema)
+        try:
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        finally:
+            writer.close()
+
+    atomic.write_file(path, produce)
+
+
+def write_rejects(root: Path, table: pa.Table) -> FileEntry:
+    """Write the rejects shard `root/REJECTS_FILE` (rows of `REJECT_SCHEMA`); returns its ledger entry."""
+    write_table(table.cast(REJECT_SCHEMA), root / REJECTS_FILE)
+    return FileEntry.of(root, REJECTS_FILE, rows=table.num_rows)
+
+
+def read_rejects(root: str | Path) -> pa.Table:
+    """The rejects of a dataset directory (an empty table when it has none)."""
+    p = Path(root) / REJECTS_FILE
+    return pq.read_table(p, schema=REJECT_SCHEMA) if p.exists() else REJECT_SCHEMA.empty_table()
 
 
 @dataclass
@@ -177,7 +164,7 @@ class ShardSeries:
         self._writer.close()
         name = self._name(len(self.shards))
         size = self._tmp.stat().st_size
-        os.replace(self._tmp, self.work / name)
+        atomic.publish(self._tmp, self.work / name)
         self.shards.append({"name": name, "rows": self._shard_rows, "bytes": size})
         if self.hasher is not None:
             self.digests[name] = self.hasher(self.work / name)

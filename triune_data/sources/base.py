@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from triune_data.schema import TASK_CATEGORY, Box, Message
+from triune_data.types import TASKS, Box, Message, Task
 
 BoxFrame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
 
@@ -104,14 +104,18 @@ class Draft:
     file: str | None = None  # source file, for provenance and reject rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reject:
-    """A record that will not become a sample, with a named reason (a counter in every report)."""
+    """A record that will not become a sample, with a named reason (a counter in every report).
+
+    `id` names the record as the sample would have been named (the build prefixes the
+    data_source), or by its place in the source when it has no id of its own ("line7", "images[3]").
+    """
 
     reason: str
     detail: str
+    id: str
     original_id: str = ""
-    id: str = ""
     file: str | None = None
 
 
@@ -212,19 +216,33 @@ class SourceSpec:
     name: str
     options: type[SourceOptions]
     read: ReadFn
-    tasks: tuple[str, ...]  # tasks this adapter can produce (for docs and recipe checks)
+    tasks: tuple[Task, ...]  # tasks this adapter can produce (for docs and recipe checks)
 
 
 _SOURCES: dict[str, SourceSpec] = {}
 
 
 def register_source(
-    name: str, *, options: type[SourceOptions], tasks: tuple[str, ...] = tuple(TASK_CATEGORY)
+    name: str, *, options: type[SourceOptions], tasks: tuple[Task, ...] = TASKS
 ) -> Callable[[ReadFn], ReadFn]:
+    """Register `fn` as the adapter `name`, reading `options` and producing samples of `tasks`.
+
+    Checked here, so a mistake fails at import: the name is a unique non-empty string, `options`
+    is a `SourceOptions` subclass and `tasks` are known tasks.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"source adapter names must be non-empty strings, got {name!r}")
+    if not (isinstance(options, type) and issubclass(options, SourceOptions)):
+        raise TypeError(f"source adapter {name!r}: options must be a SourceOptions subclass, got {options!r}")
+    if not tasks or any(t not in TASKS for t in tasks):
+        raise ValueError(f"source adapter {name!r}: tasks must be among {', '.join(TASKS)}, got {tasks!r}")
+
     def wrap(fn: ReadFn) -> ReadFn:
+        if not callable(fn):
+            raise TypeError(f"source adapter {name!r}: {fn!r} is not callable")
         if name in _SOURCES:
             raise ValueError(f"source adapter {name!r} is already registered")
-        _SOURCES[name] = SourceSpec(name, options, fn, tasks)
+        _SOURCES[name] = SourceSpec(name, options, fn, tuple(tasks))
         return fn
 
     return wrap
@@ -365,22 +383,11 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | Reject]]:
             try:
                 yield lineno, json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                yield (
-                    lineno,
-                    Reject(
-                        INVALID_TEXT, f"line {lineno}: not UTF-8", original_id=f"line{lineno}", file=str(path)
-                    ),
-                )
+                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
+                yield lineno, Reject(reason=INVALID_TEXT, detail=f"line {lineno}: not UTF-8", **where)
             except json.JSONDecodeError as exc:
-                yield (
-                    lineno,
-                    Reject(
-                        MALFORMED_RECORD,
-                        f"line {lineno}: {exc.msg}",
-                        original_id=f"line{lineno}",
-                        file=str(path),
-                    ),
-                )
+                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
+                yield lineno, Reject(reason=MALFORMED_RECORD, detail=f"line {lineno}: {exc.msg}", **where)
 
 
 def take(records: Iterator[Draft | Reject], limit: int | None) -> Iterator[Draft | Reject]:

@@ -26,7 +26,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, first, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -38,6 +37,7 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, first, image_file, text
 
 NOT_COUNTING = "not_counting"
 _COUNT = re.compile(r"\s*(?:<answer>\s*(\d{1,9})\s*</answer>|(\d{1,9}))\s*")  # linear: no nested repeats
@@ -109,7 +109,7 @@ def read_clevr(opts: ClevrOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             question = text(first(row, question_keys, "question"), "question")
             image = image_file(root, first(row, image_keys, "image"))
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue
         prompt = ctx.prompt("counting", rid, num_images=1, question=question)
         yield Draft(rid, "counting", prompt, answer, answer, [image], rid, file=opts.path)

@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import RecipeError, SourceError
-from triune_data.sources._fields import BadRecord, coords, image_file, number, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     Draft,
@@ -45,6 +44,7 @@ from triune_data.sources.base import (
     stream_json_items,
     streams,
 )
+from triune_data.sources.common.fields import BadRecord, coords, image_file, number, text
 
 
 def _key(value: Any) -> int | str | None:
@@ -123,7 +123,7 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
             seen.add(iid)
             units = coco.units(iid, im, index.get(iid))
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=oid, file=coco.file)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=oid, original_id=oid, file=coco.file)
             continue
         yield from units
     # Annotations of images not listed, in file order: one reject each.
@@ -132,7 +132,8 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         ann = ann if isinstance(ann, dict) else {}
         aid = ann.get("id", i)
         detail = f"annotation {aid}: image_id {ann.get('image_id')!r} is not in `images`"
-        yield Reject(MALFORMED_RECORD, detail, original_id=f"annotation {aid}", file=coco.file)
+        oid = f"annotation {aid}"
+        yield Reject(reason=MALFORMED_RECORD, detail=detail, id=oid, original_id=oid, file=coco.file)
 
 
 def _open(path: Path) -> tuple[list, Iterable[Any], Iterable[Any]]:
@@ -271,7 +272,8 @@ class _Coco:
         def unit(uid: str, cs: list[int | str], pool: str, **fields: Any) -> Draft | Reject:
             problem = self.problem(cs, boxes, crowded, area)
             if problem:
-                return Reject(*problem, original_id=str(iid), id=uid, file=self.file)
+                reason, detail = problem
+                return Reject(reason=reason, detail=detail, id=uid, original_id=str(iid), file=self.file)
             prompt = self.ctx.prompt(pool, uid, num_images=1, **fields)
             if opts.mode == "counting":
                 n = str(len(boxes[cs[0]]))

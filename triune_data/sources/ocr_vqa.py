@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, image_file, number, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -43,6 +42,7 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, image_file, number, text
 
 LOW_AGREEMENT = "low_answer_agreement"
 TOO_LONG = "answer_too_long"
@@ -124,7 +124,7 @@ def read_ocr_vqa(opts: OcrVqaOptions, ctx: SourceContext) -> Iterator[Draft | Re
         try:
             yield _draft(rid, row, layout, opts, ctx, root)
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
 
 
 def _draft(rid: str, row: Any, layout: str, opts: OcrVqaOptions, ctx: SourceContext, root: Path) -> Draft:

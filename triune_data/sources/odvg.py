@@ -25,7 +25,6 @@ from pathlib import Path
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, coords, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     Draft,
@@ -37,6 +36,7 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, coords, image_file, text
 
 
 class OdvgOptions(SourceOptions):
@@ -75,7 +75,7 @@ def read_odvg(opts: OdvgOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
             else:
                 raise BadRecord(MALFORMED_RECORD, "row has neither `detection` nor `grounding`")
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=oid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=oid, original_id=oid, file=opts.path)
             continue
         for uid, task, boxes, fields in units:
             prompt = ctx.prompt(task, uid, num_images=1, **fields)  # pools `detection`, `grounding`

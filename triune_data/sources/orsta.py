@@ -42,9 +42,6 @@ from typing import Any
 
 from pydantic import Field
 
-from triune_data.schema import BOX_TASKS, TASKS, Message, Task
-from triune_data.sources._fields import BadRecord, coords, number, text
-from triune_data.sources._tabular import image_sources, iter_rows, parquet_files
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -55,6 +52,9 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, coords, number, text
+from triune_data.sources.common.tabular import image_sources, iter_rows, parquet_files
+from triune_data.types import BOX_TASKS, TASKS, Message, Task
 
 UNKNOWN_TASK = "unknown_task"
 NOT_RULE_VERIFIABLE = "not_rule_verifiable"
@@ -228,7 +228,9 @@ def read_orsta(opts: OrstaOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             try:
                 draft = _draft(rec, prefix + oid, oid, file.parent, opts)
             except BadRecord as bad:
-                yield Reject(bad.reason, bad.detail, original_id=oid, id=prefix + oid, file=label)
+                yield Reject(
+                    reason=bad.reason, detail=bad.detail, id=prefix + oid, original_id=oid, file=label
+                )
                 continue
             draft.file = label
             yield draft

@@ -27,7 +27,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, coords, first, image_file, text
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     Draft,
@@ -39,6 +38,7 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, coords, first, image_file, text
 
 _FRAMES = {"none": "pixel", "norm1000": "norm1000", "norm1": "norm1"}
 
@@ -96,7 +96,7 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
             if not exprs:
                 raise BadRecord(MALFORMED_RECORD, "empty expression list")
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue
         if opts.bbox_format == "xywh":
             box[2], box[3] = box[0] + box[2], box[1] + box[3]
@@ -111,7 +111,7 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
                     raise BadRecord("duplicate_expression", f"{expr!r} repeated in ref {rid}")
                 seen.add(expr)
             except BadRecord as bad:
-                yield Reject(bad.reason, bad.detail, original_id=rid, id=uid, file=opts.path)
+                yield Reject(reason=bad.reason, detail=bad.detail, id=uid, original_id=rid, file=opts.path)
                 continue
             yield Draft(
                 id=uid,

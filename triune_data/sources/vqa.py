@@ -31,9 +31,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triune_data.schema import IMAGE_PLACEHOLDER
-from triune_data.sources._fields import BadRecord, number, text
-from triune_data.sources._tabular import Row, TableFormat, image_sources, iter_rows, lookup
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     MISSING_ANSWER,
@@ -43,6 +40,9 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, number, text
+from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup
+from triune_data.types import IMAGE_PLACEHOLDER
 
 MULTIPLE_CHOICE = "multiple_choice"
 ANSWER_NOT_IN_OPTIONS = "answer_not_in_options"
@@ -180,4 +180,6 @@ def read_vqa(opts: VqaOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
         try:
             yield vqa.draft(row)
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=row.key, id=row.key, file=vqa.file(row.file))
+            yield Reject(
+                reason=bad.reason, detail=bad.detail, id=row.key, original_id=row.key, file=vqa.file(row.file)
+            )

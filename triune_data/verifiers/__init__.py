@@ -17,7 +17,7 @@ from triune_data.verifiers.base import (
     verifier_names,
 )
 
-import_submodules(__name__, skip=frozenset({"base"}))
+import_submodules(__name__)
 
 __all__ = [
     "GroundTruth",

@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from triune_data.errors import UnknownVerifierError, VerifierError
-from triune_data.schema import Box
+from triune_data.types import BOX_TASKS, TASKS, Box, Task
 
 Status: TypeAlias = Literal["ok", "not_applicable", "error", "timeout"]
 STATUSES: tuple[Status, ...] = ("ok", "not_applicable", "error", "timeout")
@@ -131,6 +131,7 @@ class VerifierSpec:
     fn: VerifyFn
     boxes: bool  # ground truth is a list of boxes rather than a string
     aliases: tuple[str, ...] = ()
+    tasks: tuple[Task, ...] = TASKS  # the tasks whose samples it can score
 
 
 _REGISTRY: dict[str, VerifierSpec] = {}
@@ -138,15 +139,39 @@ _ALIASES: dict[str, str] = {}
 
 
 def register_verifier(
-    name: str, *, params: type[VerifierParams], boxes: bool = False, aliases: tuple[str, ...] = ()
+    name: str,
+    *,
+    params: type[VerifierParams],
+    boxes: bool = False,
+    aliases: tuple[str, ...] = (),
+    tasks: tuple[Task, ...] | None = None,
 ) -> Callable[[VerifyFn], VerifyFn]:
-    """Register `fn` under `name` (and `aliases`). Names are unique."""
+    """Register `fn` under `name` (and `aliases`) as the verifier of samples of `tasks`.
+
+    Checked here, so a mistake fails at import rather than at the first item: names are unique
+    non-empty strings, `params` is a `VerifierParams` subclass, `tasks` are known tasks, and a
+    verifier of boxes (`boxes=True`: its ground truth is the sample's boxes) serves box tasks only.
+    Without `tasks`, a verifier serves every task (a box verifier: every box task).
+    """
+    if tasks is None:
+        tasks = tuple(t for t in TASKS if t in BOX_TASKS) if boxes else TASKS
+    if not (isinstance(params, type) and issubclass(params, VerifierParams)):
+        raise TypeError(f"verifier {name!r}: params must be a VerifierParams subclass, got {params!r}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"verifier {name!r}: tasks must be among {', '.join(TASKS)}, got {tasks!r}")
+    if boxes and not set(tasks) <= BOX_TASKS:
+        raise ValueError(f"verifier {name!r}: a box verifier serves only {sorted(BOX_TASKS)}, got {tasks!r}")
 
     def wrap(fn: VerifyFn) -> VerifyFn:
+        if not callable(fn):
+            raise TypeError(f"verifier {name!r}: {fn!r} is not callable")
         for key in (name, *aliases):
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"verifier names must be non-empty strings, got {key!r}")
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"verifier {key!r} is already registered")
-        _REGISTRY[name] = VerifierSpec(name, params, fn, boxes, tuple(aliases))
+        _REGISTRY[name] = VerifierSpec(name, params, fn, boxes, tuple(aliases), tuple(tasks))
         for alias in aliases:
             _ALIASES[alias] = name
         return fn

@@ -27,8 +27,14 @@ from typing import Literal
 from pydantic import Field
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import NUMBER_WORDS, after_think, answer_block, boxed_spans, last_boxed
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import (
+    NUMBER_WORDS,
+    after_think,
+    answer_block,
+    boxed_spans,
+    last_boxed,
+)
 from triune_data.verifiers.format import FormatSpec, format_score
 
 _MAX_ERROR = 1e9
@@ -103,7 +109,7 @@ def _gold(ground_truth: str) -> int:
     return int(m.group(1) or m.group(2))
 
 
-@register_verifier("counting", params=CountingParams)
+@register_verifier("counting", params=CountingParams, tasks=("counting",))
 def verify_counting(
     completion: str, ground_truth: str, params: CountingParams, ctx: VerifyContext
 ) -> Verdict:

@@ -59,19 +59,6 @@ def format_score(completion: str, spec: FormatSpec) -> float:
     return 0.25 * sum(checks)
 
 
-def answer_block(completion: str) -> str | None:
-    """The text inside the first ``<answer>...</answer>``, or None when there is no closed block.
-
-    Two `str.find` calls rather than a lazy regex: with many openings and no closing tag the
-    regex rescans to the end from every opening (quadratic on adversarial completions).
-    """
-    start = completion.find("<answer>")
-    if start < 0:
-        return None
-    end = completion.find("</answer>", start + 8)
-    return None if end < 0 else completion[start + 8 : end]
-
-
 class FormatOnlyParams(VerifierParams):
     format: FormatSpec = FormatSpec()
 

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import answer_block, boxed_spans, nesting_depth
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import answer_block, boxed_spans, nesting_depth
 from triune_data.verifiers.format import FormatSpec, format_score
 
 if TYPE_CHECKING:
@@ -254,7 +254,12 @@ def _verify(gold: Any, pred: Any, params: MathParams) -> bool:
     return _equal(gold, pred, *args)
 
 
-@register_verifier("math", params=MathParams, aliases=("mathverify",))
+@register_verifier(
+    "math",
+    params=MathParams,
+    aliases=("mathverify",),
+    tasks=("math", "puzzle", "science", "chart", "counting", "ocr"),  # V-Triune scored all six with it
+)
 def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff math-verify finds the completion's answer equal to the gold answer."""
     from math_verify import parse

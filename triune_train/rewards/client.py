@@ -32,14 +32,9 @@ import httpx
 import orjson
 
 from triune_data.verifiers import RewardResult, ScoreItem
+from triune_data.verifiers.common.wire import result_from_wire, score_item_to_wire
 from triune_train.rewards.pool import RewardPool
-from triune_train.rewards.protocol import (
-    PROTOCOL_VERSION,
-    TOKEN_ENV,
-    RewardServiceError,
-    result_from_wire,
-    score_item_to_wire,
-)
+from triune_train.rewards.protocol import PROTOCOL_VERSION, TOKEN_ENV, RewardServiceError
 
 ItemLike: TypeAlias = ScoreItem | Mapping[str, Any]
 

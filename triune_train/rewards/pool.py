@@ -49,7 +49,8 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from triune_data.verifiers import RewardResult, ScoreItem, score
-from triune_train.rewards.protocol import RewardServiceError, score_items_from_dicts
+from triune_data.verifiers.common.wire import score_items_from_dicts
+from triune_train.rewards.protocol import RewardServiceError
 
 log = logging.getLogger("triune.rewards.pool")
 

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 from triune_data.errors import DatasetError, UnknownVerifierError
 from triune_data.schema import arrow_schema, row_to_sample
 from triune_data.verifiers import RewardResult, ScoreItem, get_verifier
+from triune_data.verifiers.common.wire import score_item_from_dict
 from triune_train.rewards.client import InProcessBackend, RewardBackend, RewardClient
-from triune_train.rewards.protocol import score_item_from_dict
 
 BLOCK = 20_000  # items scored per backend call: bounds memory, gives progress updates
 Entry = tuple[dict[str, Any], ScoreItem | RewardResult]  # (id/data_source to echo, item or early error)

@@ -7,9 +7,9 @@ import pytest
 
 from triune_data.coords import resized_size
 from triune_data.errors import VerifierError
-from triune_data.schema import Box
+from triune_data.types import Box
 from triune_data.verifiers import ScoreItem, VerifyContext, score
-from triune_data.verifiers._boxes import _max_weight_assignment, match_hungarian
+from triune_data.verifiers.common.box_match import _max_weight_assignment, match_hungarian
 from triune_data.verifiers.detection import DetectionParams, verify_detection
 
 COMPONENTS = {

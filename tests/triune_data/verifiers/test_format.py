@@ -2,14 +2,10 @@
 
 import pytest
 
-from triune_data.verifiers import ScoreItem, VerifyContext, _extract, score
-from triune_data.verifiers.format import (
-    FormatOnlyParams,
-    FormatSpec,
-    answer_block,
-    format_score,
-    verify_format,
-)
+from triune_data.verifiers import ScoreItem, VerifyContext, score
+from triune_data.verifiers.common import extract
+from triune_data.verifiers.common.extract import answer_block
+from triune_data.verifiers.format import FormatOnlyParams, FormatSpec, format_score, verify_format
 
 # Completions in the layouts models actually emit (R1-V, VLM-R1, Orsta closeform prompts).
 CLOSEFORM = "<think>\nBD = 1 and D is the midpoint, so AB = 4.\n</think>\n<answer>\n\\boxed{4}\n</answer>"
@@ -82,8 +78,8 @@ def test_format_score_table(completion, mode, strict, expected):
 )
 def test_answer_block(completion, block):
     assert answer_block(completion) == block
-    # the linear-time scanner the text verifiers use reads the same block
-    assert _extract.answer_block(completion) == block
+    # the one scanner every verifier uses (text and box verifiers alike)
+    assert extract.answer_block(completion) == block
 
 
 def test_format_verifier_through_score():

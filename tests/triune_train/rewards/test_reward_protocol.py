@@ -9,17 +9,17 @@ import jsonschema
 import orjson
 import pytest
 
-from triune_data.schema import Box
+from triune_data.types import Box
 from triune_data.verifiers import RewardResult, ScoreItem
-from triune_train.rewards.protocol import (
+from triune_data.verifiers.common.wire import (
     coerce_item,
-    encode_results,
     request_json_schema,
     result_from_wire,
     result_to_wire,
     score_item_from_dict,
     score_item_to_wire,
 )
+from triune_train.rewards.protocol import encode_results
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 THINK = "<think>\nThe sum is 4.\n</think>\n<answer>\n\\boxed{4}\n</answer>"

@@ -10,16 +10,8 @@ import pytest
 from _reward_testkit import PRELOAD, Service
 
 from triune_data.errors import DatasetError
-from triune_data.schema import (
-    Box,
-    Image,
-    ImageSize,
-    Message,
-    Provenance,
-    RewardSpec,
-    Sample,
-    samples_to_table,
-)
+from triune_data.schema import samples_to_table
+from triune_data.types import Box, Image, ImageSize, Message, Provenance, RewardSpec, Sample
 from triune_train.rewards.scoring import score_dataset, score_items_file
 
 THINK = "<think>\nThere are 3 red cubes.\n</think>\n<answer>\n\\boxed{3}\n</answer>"

@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeAlias
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord
 from triune_data.sources.base import (
     MALFORMED_RECORD,
     ImageBytes,
@@ -29,6 +28,7 @@ from triune_data.sources.base import (
     iter_jsonl,
     read_json_file,
 )
+from triune_data.sources.common.fields import BadRecord
 
 TableFormat: TypeAlias = Literal["auto", "jsonl", "json", "parquet", "hf_disk"]
 BATCH_ROWS = 64  # rows materialised at a time (a batch of embedded images stays a few MB)
