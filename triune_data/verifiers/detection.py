@@ -48,7 +48,7 @@ def verify_detection(
     >>> from triune_data.verifiers import ScoreItem, score
     >>> gt = [{"label": "dog", "bbox": [100, 100, 300, 300]}]
     >>> answer = '<answer>\\n[{"bbox_2d": [100, 100, 300, 300], "label": "Dog"}]\\n</answer>'
-    >>> score(ScoreItem("detection", answer, gt, image_size=(640, 480))).accuracy
+    >>> score(ScoreItem(verifier="detection", completion=answer, ground_truth=gt, image_size=(640, 480))).accuracy
     1.0
     """
     return verify_boxes(completion, ground_truth, params, ctx)

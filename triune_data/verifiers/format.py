@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from triune_data.verifiers.common.extract import answer_block
 from triune_data.verifiers.base import (
     GroundTruth,
     Verdict,
@@ -67,6 +68,9 @@ class FormatOnlyParams(VerifierParams):
 def verify_format(
     completion: str, ground_truth: GroundTruth, params: FormatOnlyParams, ctx: VerifyContext
 ) -> Verdict:
-    """A format-only reward: accuracy is the format score (ground truth unused)."""
+    """A format-only reward: accuracy is the format score (ground truth unused).
+
+    The prediction is the answer block, when the completion has a closed one.
+    """
     score = format_score(completion, params.format)
-    return Verdict(accuracy=score, format=score)
+    return Verdict(accuracy=score, format=score, prediction=answer_block(completion))

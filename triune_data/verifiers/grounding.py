@@ -28,7 +28,7 @@ def verify_grounding(
     >>> from triune_data.verifiers import ScoreItem, score
     >>> gt = [{"label": "man far left in orange", "bbox": [14.67, 133.56, 121.84, 469.68]}]
     >>> answer = '<answer>\\n[{"bbox_2d": [14.67, 133.56, 121.84, 469.68], "label": "left man"}]\\n</answer>'
-    >>> score(ScoreItem("grounding", answer, gt, image_size=(640, 480))).accuracy
+    >>> score(ScoreItem(verifier="grounding", completion=answer, ground_truth=gt, image_size=(640, 480))).accuracy
     1.0
     """
     return verify_boxes(completion, ground_truth, params, ctx)

@@ -139,14 +139,13 @@ def verify_mcq(completion: str, ground_truth: str, params: McqParams, ctx: Verif
         named = _named(region, params)
         if named:
             break
-    if len(named) > 1:
-        labels = params.label_list()
-        names = ", ".join(labels[i] for i in sorted(named))
-        return Verdict(
-            0.0, fmt, {"predicted": 0.0, "ambiguous": 1.0}, message=f"answer names several options ({names})"
-        )
     if not named:
         return Verdict(
             0.0, fmt, {"predicted": 0.0, "ambiguous": 0.0}, message="no option found in the answer"
         )
-    return Verdict(1.0 if named == {gold} else 0.0, fmt, {"predicted": 1.0, "ambiguous": 0.0})
+    names = ", ".join(params.label_list()[i] for i in sorted(named))  # what the answer names, as labels
+    if len(named) > 1:
+        message = f"answer names several options ({names})"
+        return Verdict(0.0, fmt, {"predicted": 0.0, "ambiguous": 1.0}, message=message, prediction=names)
+    accuracy = 1.0 if named == {gold} else 0.0
+    return Verdict(accuracy, fmt, {"predicted": 1.0, "ambiguous": 0.0}, prediction=names)

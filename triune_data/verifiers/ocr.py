@@ -118,4 +118,4 @@ def verify_ocr(completion: str, ground_truth: str, params: OcrParams, ctx: Verif
     score = 1.0 if exact else max((anls(pred, a, params.anls_threshold) for a in comparable), default=0.0)
     message = "" if exact or comparable else f"answer longer than {params.max_answer_chars} characters"
     accuracy = exact if params.accuracy == "exact" else score
-    return Verdict(accuracy, fmt, {"exact": exact, "anls": score}, message=message)
+    return Verdict(accuracy, fmt, {"exact": exact, "anls": score}, message=message, prediction=pred)

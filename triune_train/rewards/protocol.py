@@ -28,8 +28,6 @@ class RewardServiceError(TriuneError):
     """The reward service cannot be used at all (workers fail to start, bad token, bad URL)."""
 
 
-def encode_results(results: list[RewardResult], ids: list[str | int | None] | None = None) -> bytes:
+def encode_results(results: list[RewardResult]) -> bytes:
     """The response body of `POST /v1/score` (orjson: the hot path of the server)."""
-    if ids is None:
-        return orjson.dumps({"results": [r.to_dict() for r in results]})
-    return orjson.dumps({"results": [result_to_wire(r, i) for r, i in zip(results, ids, strict=True)]})
+    return orjson.dumps({"results": [result_to_wire(r) for r in results]})

@@ -34,6 +34,22 @@ EXAMPLES: dict[str, tuple[object, dict, str, object]] = {
     "mcq": ("B", {"options": ["red", "blue", "green"]}, THINK.format("B"), "purple"),
     "format": ("", {}, THINK.format("x"), None),  # reads no ground truth
 }
+# what each verifier reports it read from its example completion
+PREDICTIONS = {
+    "math": "0.75",
+    "detection": [
+        {"label": "dog", "bbox": [100.0, 100.0, 300.0, 300.0]},
+        {"label": "cat", "bbox": [320.0, 40.0, 600.0, 400.0]},
+    ],
+    "grounding": [
+        {"label": "dog", "bbox": [100.0, 100.0, 300.0, 300.0]},
+        {"label": "cat", "bbox": [320.0, 40.0, 600.0, 400.0]},
+    ],
+    "counting": "3",
+    "ocr": "stop",
+    "mcq": "B",
+    "format": "\nx\n",
+}
 
 
 def _garbage(seed: int, n: int) -> str:
@@ -87,9 +103,15 @@ def test_every_verifier_has_an_example():
 
 
 @pytest.mark.parametrize("name", builtin())
-def test_the_example_scores_one(name):
+def test_the_example_scores_one_and_says_what_it_read(name):
     result = score(item(name, EXAMPLES[name][2]))
     assert (result.status, result.accuracy) == ("ok", 1.0), result.message
+    assert result.prediction == PREDICTIONS[name]
+
+
+@pytest.mark.parametrize("name", builtin())
+def test_nothing_read_is_no_prediction(name):
+    assert score(item(name, "")).prediction is None
 
 
 @pytest.mark.parametrize("kind", sorted(COMPLETIONS))

@@ -64,7 +64,8 @@ class BoxParams(VerifierParams):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     coords: Frame = "pixel"
-    """Frame of the COMPLETION's boxes (`triune_data.coords`); ground truth is canonical."""
+    """Frame of the COMPLETION's boxes (`triune_data.coords`) when the item names no `model_frame`;
+    ground truth is canonical."""
     iou_threshold: Annotated[float, Field(gt=0, le=1)] | Literal["average"] | None = None
     """A fixed IoU threshold τ, or "average": every IoU term is the mean of its values at τ = 0.5,
     0.55, …, 0.95, 0.99 (what V-Triune's released server ran, its `dynamic` setting unexported);
@@ -271,10 +272,15 @@ _NO_ANSWER = ParsedBoxes(np.zeros((0, 4)), ())
 def verify_boxes(
     completion: str, ground_truth: GroundTruth, params: BoxParams, ctx: VerifyContext
 ) -> Verdict:
-    """The detection/grounding verifier (binary format, continuous accuracy)."""
-    convert = params.coords != "pixel" or ctx.model_input_size is not None
+    """The detection/grounding verifier (binary format, continuous accuracy).
+
+    The completion's boxes are read in `ctx.model_frame` when the caller knows the model's frame,
+    else in `params.coords`; the prediction reports them in the canonical frame.
+    """
+    frame = ctx.model_frame or params.coords
+    convert = frame != "pixel" or ctx.model_input_size is not None
     if convert and ctx.image_size is None:
-        raise VerifierError(f"coords={params.coords!r} needs the stored image size (image_size)")
+        raise VerifierError(f"boxes in frame {frame!r} need the stored image size (image_size)")
     gt, gt_labels = ground_truth_boxes(ground_truth, match_labels=params.match_labels)
     text = answer_text(completion, required=params.answer_required)
     parsed = (
@@ -285,9 +291,7 @@ def verify_boxes(
     pred = parsed.boxes
     if convert and len(pred):
         assert ctx.image_size is not None
-        pred = to_canonical(
-            pred, params.coords, image_size=ctx.image_size, model_input_size=ctx.model_input_size
-        )
+        pred = to_canonical(pred, frame, image_size=ctx.image_size, model_input_size=ctx.model_input_size)
     answered = len(parsed) > 0 or parsed.explicit_empty
     accuracy, comps = score_boxes(
         pred, parsed.labels, gt, gt_labels, taus=params.taus(ctx.progress), params=params, answered=answered
@@ -302,4 +306,11 @@ def verify_boxes(
     # V-Triune's format needs >= 1 valid box; `[]` also counts where the image has no such object.
     well_formed = len(parsed) > 0 or (parsed.explicit_empty and len(gt) == 0)
     fmt = format_score(completion, params.format) if well_formed else 0.0
-    return Verdict(accuracy=accuracy, format=fmt, components=comps, message="; ".join(notes))
+    prediction = (
+        [{"label": lab, "bbox": box} for lab, box in zip(parsed.labels, pred.tolist(), strict=True)]
+        if answered
+        else None
+    )
+    return Verdict(
+        accuracy=accuracy, format=fmt, components=comps, message="; ".join(notes), prediction=prediction
+    )
