@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from triune_data.coords import box_from_canonical
 from triune_data.errors import DatasetError
 from triune_data.manifest import read_manifest
 from triune_data.types import BOX_TASKS
@@ -85,18 +86,14 @@ VERL_SCHEMA = pa.schema(
 ABILITY = {"detection": "cv_detection", "grounding": "cv_detection"}
 
 
-def _norm1000(v: float, size: int) -> int:
-    return round(v / size * 1000)
-
-
 def _box_ground_truth(row: dict[str, Any]) -> str:
     size = row["image_sizes"][0]
-    w, h = size["width"], size["height"]
-    items = [
-        f"{{'bbox_2d': [{_norm1000(b['x1'], w)}, {_norm1000(b['y1'], h)}, {_norm1000(b['x2'], w)}, {_norm1000(b['y2'], h)}], "
-        f"'label': {b['label']!r}}}"
-        for b in row["boxes"]
-    ]
+    image_size = (size["width"], size["height"])
+    items = []
+    for b in row["boxes"]:
+        box = box_from_canonical((b["x1"], b["y1"], b["x2"], b["y2"]), "norm1000", image_size=image_size)
+        coords = ", ".join(str(round(v)) for v in box)
+        items.append(f"{{'bbox_2d': [{coords}], 'label': {b['label']!r}}}")
     return "<answer>\n[" + ", ".join(items) + "]\n</answer>"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from triune_data.coords import Frame, box_to_canonical
 from triune_data.errors import RecipeError, VerifierError
 from triune_data.images import ImagePolicy, ImageProblem, probe
 from triune_data.sources.base import (
@@ -76,22 +77,14 @@ def _reject(draft: Draft, reason: str, detail: str) -> Reject:
     return Reject(reason=reason, detail=detail, id=draft.id, original_id=draft.original_id, file=draft.file)
 
 
-_FRAME_SCALE = {
-    "pixel": lambda w, h: (1.0, 1.0),
-    "norm1000": lambda w, h: (w / 1000.0, h / 1000.0),
-    "norm1": lambda w, h: (float(w), float(h)),
-}
-
-
-def _canonical_box(b: DraftBox, frame: str, width: int, height: int, tol: float) -> Box:
+def _canonical_box(b: DraftBox, frame: Frame, width: int, height: int, tol: float) -> Box:
     try:
         finite = math.isfinite(b.x1 + b.y1 + b.x2 + b.y2)  # NaN or inf anywhere makes the sum non-finite
     except TypeError:
         finite = False
     if not finite:
         raise _Rejected(INVALID_BOX, f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
-    sx, sy = _FRAME_SCALE[frame](width, height)
-    x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
+    x1, y1, x2, y2 = box_to_canonical((b.x1, b.y1, b.x2, b.y2), frame, image_size=(width, height))
     if not (x2 > x1 and y2 > y1):
         raise _Rejected(INVALID_BOX, f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:

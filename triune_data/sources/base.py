@@ -26,14 +26,12 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
+from triune_data.coords import Frame
 from triune_data.types import TASKS, Box, Message, Task
-
-BoxFrame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
-
 
 # ----------------------------------------------------------------------------------------------
 # Where an image comes from. Loading happens in the pipeline's workers, not in the adapter.
@@ -96,7 +94,7 @@ class Draft:
     images: list[ImageSource]
     original_id: str
     boxes: list[DraftBox] = field(default_factory=list)
-    box_frame: BoxFrame = "pixel"
+    box_frame: Frame = "pixel"  # the frame of `boxes` (`triune_data.coords`)
     verifier: str | None = None  # None: the task's default verifier
     verifier_params: dict[str, Any] = field(default_factory=dict)
     accuracy_weight: float | None = None  # None: the task's default

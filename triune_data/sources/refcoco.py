@@ -13,9 +13,9 @@ One sample per (ref, expression), id `<ref id>-<k>` with k the expression's inde
 the row's `ref_id`/`id`, else `row<n>` by position). The expression is also the box's label. A
 repeated expression within a ref is rejected as `duplicate_expression`: it would be a second copy
 of the same sample. `bbox_format` has no default on purpose: RefCOCO's native boxes are xywh and
-VLM-R1's are xyxy, and guessing wrong yields plausible but wrong boxes. `normalized` declares
-boxes on a 0–1000 or 0–1 grid (e.g. VLM-R1's `normalized_solution`); the pipeline scales them by
-the stored image's size.
+VLM-R1's are xyxy, and guessing wrong yields plausible but wrong boxes. `frame` declares boxes on
+a 0–1000 (`norm1000`) or 0–1 (`norm1`) grid instead of pixels (e.g. VLM-R1's
+`normalized_solution`); the pipeline converts them with the stored image's size (`triune_data.coords`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from triune_data.coords import Frame
 from triune_data.errors import SourceError
 from triune_data.sources.base import (
     MALFORMED_RECORD,
@@ -40,8 +41,6 @@ from triune_data.sources.base import (
 )
 from triune_data.sources.common.fields import BadRecord, coords, first, image_file, text
 
-_FRAMES = {"none": "pixel", "norm1000": "norm1000", "norm1": "norm1"}
-
 
 class RefCocoOptions(SourceOptions):
     path: str = Field(description="A JSON list of refs, or JSONL with one ref per line.")
@@ -49,8 +48,8 @@ class RefCocoOptions(SourceOptions):
     bbox_format: Literal["xyxy", "xywh"] = Field(
         description="Box layout (RefCOCO native: xywh; VLM-R1: xyxy)."
     )
-    normalized: Literal["none", "norm1000", "norm1"] = Field(
-        "none", description="Box units: none = pixels of the image, norm1000 = a 0-1000 grid, norm1 = 0-1."
+    frame: Frame = Field(
+        "pixel", description="Box units: pixel = pixels of the image, norm1000 = a 0-1000 grid, norm1 = 0-1."
     )
     format: Literal["auto", "json", "jsonl"] = Field("auto", description="auto: by suffix (.jsonl or JSON).")
     image_keys: list[str] = Field(
@@ -122,6 +121,6 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
                 images=[image],
                 original_id=rid,
                 boxes=[DraftBox(expr, *box)],
-                box_frame=_FRAMES[opts.normalized],  # type: ignore[arg-type]
+                box_frame=opts.frame,
                 file=opts.path,
             )

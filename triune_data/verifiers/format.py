@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from triune_data.verifiers.common.extract import answer_block
 from triune_data.verifiers.base import (
     GroundTruth,
     Verdict,
@@ -23,6 +22,7 @@ from triune_data.verifiers.base import (
     VerifyContext,
     register_verifier,
 )
+from triune_data.verifiers.common.extract import answer_block
 
 FormatMode = Literal["think_answer", "answer_block", "boxed", "none"]
 

@@ -446,7 +446,13 @@ def test_ground_truth_gets_full_marks_from_the_task_verifier(task):
         verdicts = [
             score(
                 ScoreItem(
-                    r.verifier, c, s.ground_truth, r.verifier_params, image_size=size, step=9, total_steps=10
+                    verifier=r.verifier,
+                    completion=c,
+                    ground_truth=s.ground_truth,
+                    params=r.verifier_params,
+                    image_size=size,
+                    step=9,
+                    total_steps=10,
                 )
             )
             for c in (right, wrong)
