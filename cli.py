@@ -234,7 +234,8 @@ def score_cmd(
     items: Annotated[Path | None, typer.Option(help="Self-contained request items (JSONL).")] = None,
     data: Annotated[Path | None, typer.Option(help="A triune dataset to join completions to.")] = None,
     completions: Annotated[
-        Path | None, typer.Option(help='JSONL lines {"id", "completions": [...]} (or {"id", "completion"}), with --data.')
+        Path | None,
+        typer.Option(help='JSONL lines {"id", "completions": [...]} (or {"id", "completion"}), with --data.'),
     ] = None,
     server: Annotated[
         list[str] | None, typer.Option(help="Reward server URL(s); default: score in-process.")

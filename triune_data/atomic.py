@@ -8,6 +8,7 @@ a leftover temporary (`.NAME.*.tmp`) marks an interrupted write.
 - `write_bytes(path, data)`, `write_json(path, obj)`   whole contents at once;
 - `write_file(path, produce)`   a file a callback writes (a parquet writer, a JSONL stream);
 - `publish(tmp, path)`          a file written elsewhere (at its temporary name) goes live;
+- `move(src, dst)`              a complete file changes its name;
 - `swap_dir(path, produce)`     a whole directory a callback fills, swapped in for the old one.
 
 >>> import tempfile, pathlib
@@ -61,6 +62,16 @@ def publish(tmp: Path, path: Path) -> None:
     fsync_file(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def move(src: Path, dst: Path) -> None:
+    """Rename the complete, already durable file `src` to `dst` (another directory of the same
+    file system), making both directory entries durable."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
 
 
 def write_file(path: Path, produce: Callable[[Path], T]) -> T:
@@ -118,4 +129,14 @@ def swap_dir(path: Path, produce: Callable[[Path], T]) -> T:
     return result
 
 
-__all__ = ["fsync_dir", "publish", "swap_dir", "temp_path", "write_bytes", "write_file", "write_json"]
+__all__ = [
+    "fsync_dir",
+    "fsync_file",
+    "move",
+    "publish",
+    "swap_dir",
+    "temp_path",
+    "write_bytes",
+    "write_file",
+    "write_json",
+]

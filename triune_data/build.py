@@ -18,7 +18,6 @@ sizes, so the same input, recipe and seed give byte-identical shards for any num
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import threading
@@ -47,6 +46,7 @@ from triune_data.manifest import (
 from triune_data.materialize import MaterializeOptions
 from triune_data.produce import CHUNK_SIZE, ChunkResult, Plan, Producer, fast_memory_pool, runs_of, spill_dir
 from triune_data.recipe import LoadedRecipe, load_recipe
+from triune_data.rejects import RejectRow
 from triune_data.schema import arrow_schema
 from triune_data.sources.base import Reject
 from triune_data.types import SCHEMA_VERSION
@@ -55,6 +55,7 @@ from triune_data.writer import (
     ShardSeries,
     concat_parquet,
     final_shard_names,
+    rejects_table,
     write_rejects,
     write_table,
 )
@@ -97,7 +98,7 @@ class _Build:
         self.row_group = int(out_cfg.row_group_mb * 1024 * 1024)
         self.series: dict[tuple[str, str], ShardSeries] = {}
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
-        self.reject_rows: list[dict[str, Any]] = []
+        self.reject_rows: list[RejectRow] = []
         self.reject_parts: list[str] = []
         self.rejects_upto = 0
         self.read: Counter = Counter()  # records read per data_source (including skipped ones)
@@ -157,7 +158,7 @@ class _Build:
     def _flush_rejects(self, upto: int) -> None:
         if self.reject_rows:
             name = f"rejects/part-{len(self.reject_parts):05d}.parquet"
-            write_table(pa.Table.from_pylist(self.reject_rows, schema=REJECT_SCHEMA), self.work / name)
+            write_table(rejects_table(self.reject_rows), self.work / name)
             self.reject_parts.append(name)
             self.reject_rows = []
         self.rejects_upto = upto
@@ -173,15 +174,15 @@ class _Build:
         if index < self.rejects_upto:
             return  # committed by the interrupted run
         self.reject_rows.append(
-            {
-                "data_source": run.data_source,
-                "split": run.split,
-                "id": f"{run.data_source}/{rej.id}",
-                "original_id": rej.original_id,
-                "reason": rej.reason,
-                "detail": rej.detail[:1000],
-                "file": rej.file,
-            }
+            RejectRow(
+                data_source=run.data_source,
+                split=run.split,
+                id=f"{run.data_source}/{rej.id}",
+                original_id=rej.original_id,
+                reason=rej.reason,
+                detail=rej.detail[:1000],
+                file=rej.file,
+            )
         )
 
     def add_result(self, result: ChunkResult) -> None:
@@ -332,9 +333,7 @@ def _finish(b: _Build, skipped: int) -> BuildReport:
     for provisional, final in mapping.items():
         src, dst = work / provisional, out / final
         if src.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            atomic.fsync_dir(dst.parent)
+            atomic.move(src, dst)
         elif not dst.exists():
             raise DatasetError(f"{out}: shard {provisional} is missing from the build state")
 

@@ -2,7 +2,8 @@
 
 Reads the shards' small columns only (never the image bytes) and the rejects file, and checks the
 ledger: for every source, rows read = rows kept + rows rejected, and the rows found in the shards
-equal the manifest's.
+equal the manifest's. Reject reasons are described from the one list in `triune_data.rejects`; a
+reason not in it is reported as a problem.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from triune_data.manifest import FileEntry, read_manifest
+from triune_data.rejects import REJECT_REASONS
 from triune_data.writer import read_rejects
 
 _COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
@@ -76,6 +78,12 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
         if rows != info.kept:
             problems.append(f"{name}: shards hold {rows} rows, manifest says {info.kept}")
         sources[name] = entry
+    found: dict[str, int] = {}
+    for entry in sources.values():
+        for reason, n in entry["rejected_by_reason"].items():
+            found[reason] = found.get(reason, 0) + n
+    described, unknown = describe_reasons(found)
+    problems += [f"rejects name an unknown reason {r!r}" for r in unknown]
     return {
         "path": str(root),
         "recipe": {"name": manifest.recipe.name, "hash": manifest.recipe.hash, "seed": manifest.recipe.seed},
@@ -84,8 +92,15 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
         "files": len(manifest.files),
         "bytes": sum(f.bytes for f in manifest.files),
         "sources": sources,
+        "reject_reasons": described,
         "problems": problems,
     }
+
+
+def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]:
+    """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
+    known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}  # type: ignore[index]
+    return known, sorted(r for r in counts if r not in REJECT_REASONS)
 
 
 def _summary(s: pl.Series) -> dict[str, float]:

@@ -37,7 +37,6 @@ from triune_data.sources.base import Draft, Reject, SourceContext, get_source, t
 from triune_data.types import Sample
 
 CHUNK_SIZE = 64  # records per unit of work; part of the resume contract
-DUPLICATE_ID = "duplicate_id"
 
 Key = tuple[str, str]  # (data_source, split)
 
@@ -138,7 +137,7 @@ def produce(plan: Plan, worker: int = 0, workers: int = 1, spill: str | None = N
                 result.rejects.append((index, run_index, rec))
             elif rec.id in seen[run.data_source]:
                 dup = Reject(
-                    reason=DUPLICATE_ID,
+                    reason="duplicate_id",
                     detail=f"id {rec.id!r} seen before",
                     id=rec.id,
                     original_id=rec.original_id,

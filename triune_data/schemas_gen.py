@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from triune_data import atomic
+
 
 def sample_json_schema() -> dict[str, Any]:
     """`schema.json_schema()` with the registered verifier names as the enum of `reward.verifier`."""
@@ -52,6 +54,6 @@ def write_schemas(out: str | Path) -> list[Path]:
     written = []
     for name in schema_names():
         path = out / name
-        path.write_text(render(name), encoding="utf-8")
+        atomic.write_bytes(path, render(name).encode("utf-8"))
         written.append(path)
     return written

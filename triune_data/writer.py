@@ -25,21 +25,13 @@ import pyarrow.parquet as pq
 
 from triune_data import atomic
 from triune_data.manifest import FileEntry
+from triune_data.rejects import RejectRow
+from triune_data.schema import record_schema, records_to_table
 
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
 
 REJECTS_FILE = "rejects/rejects-00000-of-00001.parquet"
-REJECT_SCHEMA = pa.schema(
-    [
-        pa.field("data_source", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("id", pa.string()),
-        pa.field("original_id", pa.string()),
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("file", pa.string()),
-    ]
-)
+REJECT_SCHEMA = record_schema(RejectRow)
 
 
 def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -87,9 +79,16 @@ def write_table(table: pa.Table, path: Path) -> None:
     atomic.write_file(path, produce)
 
 
-def write_rejects(root: Path, table: pa.Table) -> FileEntry:
-    """Write the rejects shard `root/REJECTS_FILE` (rows of `REJECT_SCHEMA`); returns its ledger entry."""
-    write_table(table.cast(REJECT_SCHEMA), root / REJECTS_FILE)
+def rejects_table(rows: list[RejectRow]) -> pa.Table:
+    """Reject rows as a table of `REJECT_SCHEMA` (the schema derived from `RejectRow`)."""
+    return records_to_table(rows, RejectRow, REJECT_SCHEMA)
+
+
+def write_rejects(root: Path, rejects: pa.Table | list[RejectRow]) -> FileEntry:
+    """Write the rejects shard `root/REJECTS_FILE` from reject rows (or their table); returns its
+    ledger entry. Every producer of a dataset directory writes its rejects through this."""
+    table = rejects_table(rejects) if isinstance(rejects, list) else rejects.cast(REJECT_SCHEMA)
+    write_table(table, root / REJECTS_FILE)
     return FileEntry.of(root, REJECTS_FILE, rows=table.num_rows)
 
 

@@ -31,6 +31,7 @@ from typing import Any, TypeAlias
 from pydantic import BaseModel, ConfigDict
 
 from triune_data.coords import Frame
+from triune_data.rejects import RejectReason
 from triune_data.types import TASKS, Box, Message, Task
 
 # ----------------------------------------------------------------------------------------------
@@ -110,19 +111,11 @@ class Reject:
     data_source), or by its place in the source when it has no id of its own ("line7", "images[3]").
     """
 
-    reason: str
+    reason: RejectReason
     detail: str
     id: str
     original_id: str = ""
     file: str | None = None
-
-
-# Reasons used across adapters and the pipeline (adapters may add their own, snake_case).
-MALFORMED_RECORD = "malformed_record"
-MISSING_ANSWER = "missing_answer"
-MISSING_IMAGE_FILE = "missing_image_file"
-INVALID_BOX = "invalid_box"
-INVALID_TEXT = "invalid_text_encoding"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,10 +375,13 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | Reject]]:
                 yield lineno, json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
-                yield lineno, Reject(reason=INVALID_TEXT, detail=f"line {lineno}: not UTF-8", **where)
+                yield (
+                    lineno,
+                    Reject(reason="invalid_text_encoding", detail=f"line {lineno}: not UTF-8", **where),
+                )
             except json.JSONDecodeError as exc:
                 where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
-                yield lineno, Reject(reason=MALFORMED_RECORD, detail=f"line {lineno}: {exc.msg}", **where)
+                yield lineno, Reject(reason="malformed_record", detail=f"line {lineno}: {exc.msg}", **where)
 
 
 def take(records: Iterator[Draft | Reject], limit: int | None) -> Iterator[Draft | Reject]:

@@ -29,7 +29,6 @@ from pydantic import Field
 from triune_data.coords import Frame
 from triune_data.errors import SourceError
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
     Draft,
     DraftBox,
     Reject,
@@ -40,6 +39,7 @@ from triune_data.sources.base import (
     register_source,
 )
 from triune_data.sources.common.fields import BadRecord, coords, first, image_file, text
+from triune_data.sources.common.ids import record_id
 
 
 class RefCocoOptions(SourceOptions):
@@ -85,15 +85,14 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
         rid = f"row{n}"
         try:
             if not isinstance(row, dict):
-                raise BadRecord(MALFORMED_RECORD, f"record is a {type(row).__name__}, not an object")
-            own = next((row[k] for k in opts.id_keys if isinstance(row.get(k), (int, str))), None)
-            rid = rid if own is None or isinstance(own, bool) else str(own)
+                raise BadRecord("malformed_record", f"record is a {type(row).__name__}, not an object")
+            rid = record_id(row, opts.id_keys, position=rid)
             image = image_file(root, first(row, opts.image_keys, "image"))
             box = coords(first(row, opts.bbox_keys, "bbox"), "bbox")
             exprs = first(row, opts.expression_keys, "expression")
             exprs = exprs if isinstance(exprs, list) else [exprs]
             if not exprs:
-                raise BadRecord(MALFORMED_RECORD, "empty expression list")
+                raise BadRecord("malformed_record", "empty expression list")
         except BadRecord as bad:
             yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue

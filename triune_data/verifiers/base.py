@@ -109,9 +109,11 @@ def check_box(box: Any) -> Box:
     elif isinstance(box, Mapping) and set(box) <= {"label", "bbox"} and "bbox" in box:
         label, coords = box.get("label", ""), box["bbox"]
         if not isinstance(coords, list | tuple) or len(coords) != 4:
-                raise ValueError(f"box ground truth: bbox must be [x1, y1, x2, y2], got {str(coords)[:60]}")
+            raise ValueError(f"box ground truth: bbox must be [x1, y1, x2, y2], got {str(coords)[:60]}")
     else:
-        raise ValueError(f'box ground truth: a box is {{"label", "bbox": [x1, y1, x2, y2]}}, got {str(box)[:60]}')
+        raise ValueError(
+            f'box ground truth: a box is {{"label", "bbox": [x1, y1, x2, y2]}}, got {str(box)[:60]}'
+        )
     if not isinstance(label, str):
         raise ValueError(f"box ground truth: a label must be a string, got {label!r}"[:100])
     if not all(type(v) in (int, float) for v in coords):  # numbers only: no strings, no booleans
@@ -410,13 +412,15 @@ def score(item: ScoreItem) -> RewardResult:
         spec = get_verifier(item.verifier)
         params = parse_params(spec.name, item.params)
         if not spec.boxes and not isinstance(item.ground_truth, str):
-            raise VerifierError(f"{spec.name} needs a string ground truth, got {type(item.ground_truth).__name__}")
+            raise VerifierError(
+                f"{spec.name} needs a string ground truth, got {type(item.ground_truth).__name__}"
+            )
         gt = check_ground_truth(item.ground_truth)
         if type(item.completion) is not str:
             raise VerifierError(f"completion must be a string, got {type(item.completion).__name__}")
         for name in ("accuracy_weight", "format_weight"):
             w = getattr(item, name)
-            if not (isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0):  # numpy floats too
+            if not (isinstance(w, numbers.Real) and math.isfinite(w) and float(w) >= 0):  # numpy floats too
                 raise VerifierError(f"{name} must be a finite number >= 0, got {w!r}")
         if item.model_frame is not None and item.model_frame not in FRAMES:
             raise VerifierError(f"unknown model_frame {item.model_frame!r} (known: {', '.join(FRAMES)})")

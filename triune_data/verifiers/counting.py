@@ -121,7 +121,13 @@ def verify_counting(
         return Verdict(0.0, fmt, {"predicted": 0.0, "abs_error": -1.0}, message=why)
     error = min(abs(pred - gold), _MAX_ERROR)
     components = {"predicted": 1.0, "abs_error": error}
-    shown = "a numeral too long" if pred == float("inf") else f"{pred:.6g}" if not pred.is_integer() else str(int(pred))
+    shown = (
+        "a numeral too long"
+        if pred == float("inf")
+        else f"{pred:.6g}"
+        if not pred.is_integer()
+        else str(int(pred))
+    )
     if pred < 0 or not pred.is_integer():
         return Verdict(0.0, fmt, components, message=f"{shown} is not a count", prediction=shown)
     return Verdict(1.0 if error <= params.tolerance else 0.0, fmt, components, prediction=shown)

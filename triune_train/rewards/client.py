@@ -192,8 +192,8 @@ class RewardClient:
                 batch = [RewardResult.failed("timeout", msg) for _ in idx]
             else:
                 batch = task.result()
-            for i, r in zip(idx, batch, strict=True):
-                results[i] = r
+            for i, scored in zip(idx, batch, strict=True):
+                results[i] = scored
         for item, r in zip(items, results, strict=True):
             if r is not None and r.id is None:  # errors made here, or by a server that lost it
                 r.id = item.id if isinstance(item, ScoreItem) else item_id(item)

@@ -103,9 +103,10 @@ def _prepare(payloads: list[Any]) -> list[ScoreItem | tuple]:
     dicts = [i for i, p in enumerate(payloads) if type(p) is not tuple]
     if dicts:
         for i, item in zip(dicts, items_from_wire([payloads[i] for i in dicts]), strict=True):
-            if not isinstance(item, ScoreItem):
-                item = _row(RewardResult.failed("error", f"invalid item: {item}", id=item_id(payloads[i])))
-            out[i] = item
+            if isinstance(item, ScoreItem):
+                out[i] = item
+            else:
+                out[i] = _row(RewardResult.failed("error", f"invalid item: {item}", id=item_id(payloads[i])))
     return out
 
 

@@ -136,23 +136,36 @@ def _completion_entries(
 ) -> Iterator[Entry]:
     """One entry per completion on line `n` (one error entry when the line itself is unusable)."""
     obj = _loads(line)
-    if type(obj) is not dict or type(obj.get("id")) is not str or ("completion" in obj) == ("completions" in obj):
+    if (
+        type(obj) is not dict
+        or type(obj.get("id")) is not str
+        or ("completion" in obj) == ("completions" in obj)
+    ):
         yield {}, RewardResult.failed("error", f"line {n}: {_EXPECTED}", id=item_id(obj))
         return
     sample_id = obj["id"]
     completions = [obj["completion"]] if "completion" in obj else obj["completions"]
     if type(completions) is not list or not completions:
-        yield {}, RewardResult.failed("error", f"line {n}: `completions` is not a non-empty list", id=sample_id)
+        yield (
+            {},
+            RewardResult.failed("error", f"line {n}: `completions` is not a non-empty list", id=sample_id),
+        )
         return
     sample = samples.get(sample_id)
     if sample is None:
         for k in range(len(completions)):
-            yield {"index": k}, RewardResult.failed("error", f"line {n}: unknown sample id {sample_id!r}", id=sample_id)
+            yield (
+                {"index": k},
+                RewardResult.failed("error", f"line {n}: unknown sample id {sample_id!r}", id=sample_id),
+            )
         return
     if sample_id in broken:  # the sample itself is unusable
         for k in range(len(completions)):
             meta = {"data_source": sample.data_source, "index": k}
-            yield meta, RewardResult.failed("error", f"sample {sample_id!r}: {broken[sample_id]}", id=sample_id)
+            yield (
+                meta,
+                RewardResult.failed("error", f"sample {sample_id!r}: {broken[sample_id]}", id=sample_id),
+            )
         return
     size = obj.get("model_input_size")
     for k, completion in enumerate(completions):
@@ -166,8 +179,11 @@ def _completion_entries(
         except ValueError as exc:
             yield meta, RewardResult.failed("error", f"line {n}: model_input_size {exc}", id=sample_id)
             continue
-        yield meta, score_item_for(
-            sample, completion, step=step, total_steps=total_steps, model_input_size=input_size
+        yield (
+            meta,
+            score_item_for(
+                sample, completion, step=step, total_steps=total_steps, model_input_size=input_size
+            ),
         )
 
 
@@ -251,10 +267,11 @@ def _run(
             for block in _blocks(entries(), BLOCK):
                 todo = [(i, x) for i, (_, x) in enumerate(block) if isinstance(x, ScoreItem)]
                 scored = backend.score([x for _, x in todo]) if todo else []
-                results = [x for _, x in block]
-                for (i, _), r in zip(todo, scored, strict=True):
-                    results[i] = r
+                results = [x if isinstance(x, RewardResult) else None for _, x in block]
+                for (i, _), scored_one in zip(todo, scored, strict=True):
+                    results[i] = scored_one
                 for (meta, _), r in zip(block, results, strict=True):
+                    assert r is not None  # every item was scored
                     wire = result_to_wire(r)
                     line = {"id": wire.pop("id")} if "id" in wire else {}
                     f.write(orjson.dumps({**line, **meta, **wire}) + b"\n")

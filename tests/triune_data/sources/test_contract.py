@@ -185,3 +185,66 @@ def test_a_malformed_record_is_a_reject_with_a_reason(adapter, tmp_path):
         assert isinstance(rej, Reject), (bad, rej)
         assert rej.reason.isidentifier() and rej.reason.islower() and rej.detail, rej
         assert rej.id, f"{adapter}: the reject of {bad!r} names no record"
+
+
+# How each adapter names a record without an id of its own (its place in the file), or why it does not.
+POSITIONS: dict[str, str | None] = {
+    "clevr": "line{}",
+    "ocr_vqa": "line{}",
+    "refcoco": "row{}",
+    "orsta": "row{}",
+    "vqa": "line{}",
+    "coco": None,  # image ids join the annotations: an image without one is rejected
+    "odvg": None,  # named by the image file, not by an id field
+    "synthetic": None,  # generates its ids
+}
+NO_IDS = ["", " ", "", "\t\n", None, True]  # all "no id", each record's content different
+TYPED = {"orsta"}  # parquet: a column has one type, so no booleans among the string ids
+
+
+def test_every_adapter_has_an_id_rule():
+    assert sorted(POSITIONS) == source_names()
+
+
+@pytest.mark.parametrize("adapter", [a for a, p in POSITIONS.items() if p is not None])
+def test_records_without_an_id_are_named_by_their_place(adapter, tmp_path):
+    """One rule (`sources.common.ids`): a missing, blank or whitespace id falls back to the
+    record's position, so two such records never collide as duplicates."""
+    kit = KITS[adapter]
+    assert kit is not None
+    no_ids = [i for i in NO_IDS if not isinstance(i, bool)] if adapter in TYPED else NO_IDS
+    out = read(adapter, tmp_path, [kit.valid(i, rid) for i, rid in enumerate(no_ids)])
+    assert all(isinstance(d, Draft) for d in out), out
+    expected = [POSITIONS[adapter].format(n) for n in range(1, len(no_ids) + 1)]  # type: ignore[union-attr]
+    assert [d.original_id for d in out] == expected
+    assert len({d.id for d in out}) == len(out)
+    own = read(adapter, tmp_path, [kit.valid(0, " x "), kit.valid(1, "0")])
+    assert [d.original_id for d in own] == [" x ", "0"]  # an id of its own is kept as written
+
+
+def test_coco_images_without_an_id_are_rejected_each_by_name(tmp_path):
+    kit = KITS["coco"]
+    assert kit is not None
+    out = read("coco", tmp_path, [kit.valid(i, rid) for i, rid in enumerate(NO_IDS)])
+    n = len(NO_IDS)  # each image had one annotation, which now belongs to no image: a reject too
+    assert [(r.reason, r.id) for r in out] == [  # type: ignore[union-attr]
+        *(("malformed_record", f"images[{i}]") for i in range(n)),
+        *(("malformed_record", f"annotation {i}") for i in range(n)),
+    ]
+
+
+def test_no_annotations_rejects_name_their_record(tmp_path):
+    """An image with nothing to ask about is a reject like any other: with the record's id."""
+    doc = {
+        "images": [{"id": 5, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "dog"}],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    ctx = SourceContext("coco_det", "train", 0, tmp_path, pools())
+    coco = list(
+        get_source("coco").read(get_source("coco").options(annotations="instances.json", images="i"), ctx)
+    )
+    write_jsonl(tmp_path / "odvg.jsonl", [{"filename": "b.jpg", "detection": {"instances": []}}])
+    odvg = list(get_source("odvg").read(get_source("odvg").options(path="odvg.jsonl", images="i"), ctx))
+    assert [(r.reason, r.id) for r in coco + odvg] == [("no_annotations", "5"), ("no_annotations", "b.jpg")]  # type: ignore[union-attr]

@@ -27,7 +27,9 @@ from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS, RewardResult,
 _ITEM = TypeAdapter(ScoreItem)
 _ITEMS = TypeAdapter(list[ScoreItem])
 _RESULT = TypeAdapter(RewardResult)
-_DEFAULTS = {name: getattr(ScoreItem(verifier="x", completion="", ground_truth=""), name) for name in ITEM_FIELDS}
+_DEFAULTS = {
+    name: getattr(ScoreItem(verifier="x", completion="", ground_truth=""), name) for name in ITEM_FIELDS
+}
 _REQUIRED = ("verifier", "completion", "ground_truth")
 _RESULT_REQUIRED = ("reward", "accuracy", "format", "status")
 
@@ -45,7 +47,9 @@ def validation_message(exc: ValidationError, *, limit: int = 3) -> str:
 def item_from_wire(obj: Any) -> ScoreItem:
     """Validate one JSON item (a parsed object) into a `ScoreItem`; ValueError names the field."""
     if not isinstance(obj, dict):
-        raise ValueError(f"Input should be a valid dictionary (an item is a JSON object), got {type(obj).__name__}")
+        raise ValueError(
+            f"Input should be a valid dictionary (an item is a JSON object), got {type(obj).__name__}"
+        )
     try:
         return _ITEM.validate_python(obj)
     except ValidationError as exc:
