@@ -17,6 +17,7 @@ sizes, so the same input, recipe and seed give byte-identical shards for any num
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
@@ -141,13 +142,24 @@ class _Build:
     def _series(self, key: tuple[str, str]) -> ShardSeries:
         if key not in self.series:
             self.series[key] = ShardSeries(
-                self.work, key[0], key[1], self.schema, self.cap, self.row_group, hasher=self._hash_later
+                self.work,
+                key[0],
+                key[1],
+                self.schema,
+                self.cap,
+                self.row_group,
+                hasher=self._hash_later,
+                flusher=self._flush_later,
             )
         return self.series[key]
 
     def series_by_key(self, key: str) -> ShardSeries:
         source, split = key.split("/", 1)
         return self.series[(source, split)]
+
+    def _flush_later(self, path: Path) -> None:
+        # The same background thread as the hashes; a shard renamed meanwhile is flushed by its commit.
+        self.hasher.submit(_flush, path)
 
     def _hash_later(self, path: Path) -> Future[str]:
         # Hashing a closed shard (hot in the page cache) on its own thread keeps it off the
@@ -207,6 +219,11 @@ class _Build:
     def abort(self) -> None:
         for series in self.series.values():
             series.abort()
+
+
+def _flush(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        atomic.fsync_file(path)
 
 
 class _Writer(threading.Thread):

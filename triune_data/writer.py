@@ -115,6 +115,9 @@ class ShardSeries:
     shards: list[dict[str, Any]] = field(default_factory=list)  # committed: name, rows
     committed_upto: int = 0  # every draft index below this is in a committed shard
     hasher: Callable[[Path], Future[str]] | None = None  # hashes a closed shard off the writer thread
+    # Called with the open shard's path after each row group: flushing it to disk in the background
+    # leaves little for the fsync when the shard is committed (it would otherwise write it all then).
+    flusher: Callable[[Path], object] | None = None
     digests: dict[str, Future[str]] = field(default_factory=dict)
     _writer: pq.ParquetWriter | None = None
     _tmp: Path | None = None
@@ -150,6 +153,8 @@ class ShardSeries:
             self._writer = _parquet_writer(self._tmp, self.schema)
         group = pa.concat_tables(self._buffer)
         self._writer.write_table(group, row_group_size=max(group.num_rows, 1))
+        if self.flusher is not None:
+            self.flusher(self._tmp)
         self._shard_bytes += self._buffer_bytes
         self._buffer, self._buffer_bytes = [], 0
 

@@ -85,6 +85,12 @@ INVALID = [
     ({**BASE, "image_size": [0, 480]}, "image_size"),
     ({**BASE, "image_size": [640]}, "image_size"),
     ({**BASE, "ground_truth": [{"label": "a", "bbox": [1, 2, 3]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [10**400, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [True, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [5, 0, 1, 1]}]}, "ground_truth"),  # x2 < x1
+    ({**BASE, "ground_truth": [{"label": 3, "bbox": [0, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [0, 0, 1, 1], "score": 1}]}, "ground_truth"),
+    ({**BASE, "model_frame": "norm100"}, "model_frame"),
     ({**BASE, "ground_truth": 4}, "ground_truth"),
     ({**BASE, "completion": None}, "completion"),
     ({**BASE, "params": "[1, 2]"}, "params"),
