@@ -153,7 +153,7 @@ class ShardSeries:
             self._writer = _parquet_writer(self._tmp, self.schema)
         group = pa.concat_tables(self._buffer)
         self._writer.write_table(group, row_group_size=max(group.num_rows, 1))
-        if self.flusher is not None:
+        if self.flusher is not None and self._tmp is not None:
             self.flusher(self._tmp)
         self._shard_bytes += self._buffer_bytes
         self._buffer, self._buffer_bytes = [], 0

@@ -92,7 +92,7 @@ def item_to_wire(item: ScoreItem) -> dict[str, Any]:
 
     Fields at their default are left out: smaller bodies, less to parse and validate.
     """
-    gt = item.ground_truth
+    gt: Any = item.ground_truth
     if type(gt) is list:
         gt = [{"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]} for b in gt]
     out: dict[str, Any] = {"verifier": item.verifier, "completion": item.completion, "ground_truth": gt}
