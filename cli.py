@@ -85,8 +85,8 @@ def build_dataset_cmd(
         name: {
             "read": c.read,
             "kept": c.kept,
-            "rejected": c.rejected_total,
-            "rejected_by_reason": dict(c.rejected),
+            "rejected": c.rejected,
+            "rejected_by_reason": c.rejected_by_reason,
         }
         for name, c in report.sources.items()
     }
@@ -97,8 +97,9 @@ def build_dataset_cmd(
         return
     table = Table("data_source", "read", "kept", "rejected", "top reject reasons", title=f"{report.out}")
     for name, c in report.sources.items():
-        reasons = ", ".join(f"{r} {n}" for r, n in c.rejected.most_common(3))
-        table.add_row(name, str(c.read), str(c.kept), str(c.rejected_total), reasons)
+        top = sorted(c.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        reasons = ", ".join(f"{r} {n}" for r, n in top)
+        table.add_row(name, str(c.read), str(c.kept), str(c.rejected), reasons)
     out_console.print(table)
     resumed = f", resumed after {report.resumed_from} committed records" if report.resumed_from else ""
     out_console.print(f"{report.files} shards, {report.bytes / 1e6:.1f} MB{resumed}")
@@ -193,8 +194,9 @@ def schemas_cmd(
 ) -> None:
     """Regenerate the committed JSON Schemas from the code."""
     from triune_data.schemas_gen import write_schemas
+    from triune_train.schemas_gen import all_generators
 
-    for p in write_schemas(out):
+    for p in write_schemas(out, all_generators()):
         out_console.print(str(p))
 
 
@@ -234,7 +236,7 @@ def score_cmd(
     data: Annotated[Path | None, typer.Option(help="A triune dataset to join completions to.")] = None,
     completions: Annotated[
         Path | None,
-        typer.Option(help='JSONL lines {"id", "completion"} or {"id", "completions": [...]} (with --data).'),
+        typer.Option(help='JSONL lines {"id", "completions": [...]} (or {"id", "completion"}), with --data.'),
     ] = None,
     server: Annotated[
         list[str] | None, typer.Option(help="Reward server URL(s); default: score in-process.")

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import httpx
 
+from triune_data.types import Box
 from triune_data.verifiers import ScoreItem
 
 HERE = Path(__file__).resolve().parent
@@ -160,11 +161,25 @@ def make_specs(n: int, seed: int) -> list[dict]:
 
 def to_item(s: dict) -> ScoreItem:
     """(a), (c): a triune reward item."""
+    common = {"accuracy_weight": 1.0, "step": s["step"], "total_steps": TOTAL_STEPS}
     if s["kind"] == "math":
-        return ScoreItem("math", s["completion"], s["gold"], None, 1.0, s["fw"], s["step"], TOTAL_STEPS)
-    gt = [{"label": lab, "bbox": [float(v) for v in b]} for lab, b in s["gt"]]
-    params = {"weights": DET_WEIGHTS}
-    return ScoreItem("detection", s["completion"], gt, params, 1.0, 0.1, s["step"], TOTAL_STEPS, s["size"])
+        return ScoreItem(
+            verifier="math",
+            completion=s["completion"],
+            ground_truth=s["gold"],
+            format_weight=s["fw"],
+            **common,
+        )
+    gt = [Box(lab, *(float(v) for v in b)) for lab, b in s["gt"]]
+    return ScoreItem(
+        verifier="detection",
+        completion=s["completion"],
+        ground_truth=gt,
+        params={"weights": DET_WEIGHTS},
+        format_weight=0.1,
+        image_size=s["size"],
+        **common,
+    )
 
 
 def to_payload(s: dict) -> dict:
@@ -306,10 +321,10 @@ def run_micro(specs: list[dict]) -> dict:
     import numpy as np
     from _vtriune_baseline import coco_eval, coco_objects
 
-    from triune_data.schema import Box
     from triune_data.verifiers import score
-    from triune_data.verifiers._boxes import answer_text, ground_truth_boxes, parse_boxes
-    from triune_data.verifiers._coco_map import coco_ap
+    from triune_data.verifiers.common.box_parse import parse_boxes
+    from triune_data.verifiers.common.box_score import answer_text, ground_truth_boxes
+    from triune_data.verifiers.common.coco_map import coco_ap
 
     def parse(s: dict, item: ScoreItem) -> tuple:  # what the verifier parses, as it parses it
         gt, gt_labels = ground_truth_boxes(

@@ -111,8 +111,8 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from triune_data.verifiers import score_item_for
     from triune_train.data import TrainStream
-    from triune_train.eval import reward_item
     from triune_train.models.loading import load_policy
     from triune_train.prompts import decode_images
     from triune_train.rewards.client import InProcessBackend
@@ -133,10 +133,7 @@ def run_trl(args: argparse.Namespace, data: Path, model_dir: Path, out: Path) ->
 
     def mcq_reward(prompts: list, completions: list, sample_id: list[str], **_: Any) -> list[float]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-        items = [
-            reward_item(by_id[i], t, step=0, total_steps=0, model_input_size=None, model_frame="pixel")
-            for i, t in zip(sample_id, texts, strict=True)
-        ]
+        items = [score_item_for(by_id[i], t) for i, t in zip(sample_id, texts, strict=True)]
         return [r.reward for r in backend.score(items)]
 
     total = args.warmup + args.steps

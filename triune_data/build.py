@@ -17,49 +17,57 @@ sizes, so the same input, recipe and seed give byte-identical shards for any num
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from triune_data import atomic
+from triune_data.card import write_card
 from triune_data.errors import DatasetError
 from triune_data.images import ImagePolicy
+from triune_data.manifest import (
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    RecipeInfo,
+    SourceCounts,
+    sha256_file,
+    write_manifest,
+)
 from triune_data.materialize import MaterializeOptions
 from triune_data.produce import CHUNK_SIZE, ChunkResult, Plan, Producer, fast_memory_pool, runs_of, spill_dir
 from triune_data.recipe import LoadedRecipe, load_recipe
-from triune_data.schema import SCHEMA_VERSION, arrow_schema
+from triune_data.rejects import RejectRow
+from triune_data.schema import arrow_schema
 from triune_data.sources.base import Reject
-from triune_data.writer import REJECT_SCHEMA, ShardSeries, atomic_write_json, sha256_file, write_table_atomic
+from triune_data.types import SCHEMA_VERSION
+from triune_data.writer import (
+    REJECT_SCHEMA,
+    ShardSeries,
+    concat_parquet,
+    final_shard_names,
+    rejects_table,
+    write_rejects,
+    write_table,
+)
 
 WORK_DIR = ".work"
 
 
 @dataclass
-class SourceCounts:
-    """Per data_source, read back from the written shards and rejects; `read == kept + rejected`
-    is checked when the build finishes."""
-
-    read: int = 0
-    kept: int = 0
-    rejected: Counter = field(default_factory=Counter)
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-
-@dataclass
 class BuildReport:
     out: Path
-    sources: dict[str, SourceCounts]
+    sources: dict[str, SourceCounts]  # as in the manifest
     files: int
     bytes: int
     resumed_from: int = 0  # records skipped because a previous run had committed them
@@ -91,7 +99,7 @@ class _Build:
         self.row_group = int(out_cfg.row_group_mb * 1024 * 1024)
         self.series: dict[tuple[str, str], ShardSeries] = {}
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
-        self.reject_rows: list[dict[str, Any]] = []
+        self.reject_rows: list[RejectRow] = []
         self.reject_parts: list[str] = []
         self.rejects_upto = 0
         self.read: Counter = Counter()  # records read per data_source (including skipped ones)
@@ -114,7 +122,7 @@ class _Build:
         }
 
     def _save_state(self) -> None:
-        atomic_write_json(self.work / "state.json", self._state())
+        atomic.write_json(self.work / "state.json", self._state())
 
     def _load_state(self) -> None:
         state = json.loads((self.work / "state.json").read_text())
@@ -134,13 +142,24 @@ class _Build:
     def _series(self, key: tuple[str, str]) -> ShardSeries:
         if key not in self.series:
             self.series[key] = ShardSeries(
-                self.work, key[0], key[1], self.schema, self.cap, self.row_group, hasher=self._hash_later
+                self.work,
+                key[0],
+                key[1],
+                self.schema,
+                self.cap,
+                self.row_group,
+                hasher=self._hash_later,
+                flusher=self._flush_later,
             )
         return self.series[key]
 
     def series_by_key(self, key: str) -> ShardSeries:
         source, split = key.split("/", 1)
         return self.series[(source, split)]
+
+    def _flush_later(self, path: Path) -> None:
+        # The same background thread as the hashes; a shard renamed meanwhile is flushed by its commit.
+        self.hasher.submit(_flush, path)
 
     def _hash_later(self, path: Path) -> Future[str]:
         # Hashing a closed shard (hot in the page cache) on its own thread keeps it off the
@@ -151,7 +170,7 @@ class _Build:
     def _flush_rejects(self, upto: int) -> None:
         if self.reject_rows:
             name = f"rejects/part-{len(self.reject_parts):05d}.parquet"
-            write_table_atomic(pa.Table.from_pylist(self.reject_rows, schema=REJECT_SCHEMA), self.work / name)
+            write_table(rejects_table(self.reject_rows), self.work / name)
             self.reject_parts.append(name)
             self.reject_rows = []
         self.rejects_upto = upto
@@ -167,15 +186,15 @@ class _Build:
         if index < self.rejects_upto:
             return  # committed by the interrupted run
         self.reject_rows.append(
-            {
-                "data_source": run.data_source,
-                "split": run.split,
-                "id": f"{run.data_source}/{rej.id}" if rej.id else "",
-                "original_id": rej.original_id,
-                "reason": rej.reason,
-                "detail": rej.detail[:1000],
-                "file": rej.file,
-            }
+            RejectRow(
+                data_source=run.data_source,
+                split=run.split,
+                id=f"{run.data_source}/{rej.id}",
+                original_id=rej.original_id,
+                reason=rej.reason,
+                detail=rej.detail[:1000],
+                file=rej.file,
+            )
         )
 
     def add_result(self, result: ChunkResult) -> None:
@@ -200,6 +219,11 @@ class _Build:
     def abort(self) -> None:
         for series in self.series.values():
             series.abort()
+
+
+def _flush(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        atomic.fsync_file(path)
 
 
 class _Writer(threading.Thread):
@@ -258,7 +282,7 @@ def build_dataset(
                 f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
             )
         shutil.rmtree(out)
-    if resume and (out / "manifest.json").exists() and not (out / WORK_DIR).exists():
+    if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
         raise DatasetError(f"{out} is already complete; nothing to resume")
     out.mkdir(parents=True, exist_ok=True)
     b = _Build(loaded, out, resume=resume)
@@ -303,9 +327,84 @@ def build_dataset(
         pa.set_memory_pool(previous_pool)
         if plan.spill:
             shutil.rmtree(plan.spill, ignore_errors=True)
-    from triune_data.manifest import write_outputs
-
     try:
-        return write_outputs(b, skipped)
+        return _finish(b, skipped)
     finally:
         b.hasher.shutdown()
+
+
+# ----------------------------------------------------------------------------------------------
+# Finishing: shards to their Hub names, the rejects shard, the manifest, the card.
+
+
+def _finish(b: _Build, skipped: int) -> BuildReport:
+    """Put the committed shards in place and write the ledger from plain numbers.
+
+    The rejects shard, `manifest.json` and `README.md` go through the same calls every producer
+    uses (`write_rejects`, `write_manifest`, `write_card`); the manifest is written last.
+    """
+    out, work = b.out, b.work
+    b.hasher.shutdown(wait=True)  # shards are hashed where they were written: before they move
+    states = {s.key: s.state() for s in b.series.values()}
+    mapping = final_shard_names(states)
+    for provisional, final in mapping.items():
+        src, dst = work / provisional, out / final
+        if src.exists():
+            atomic.move(src, dst)
+        elif not dst.exists():
+            raise DatasetError(f"{out}: shard {provisional} is missing from the build state")
+
+    rejects = concat_parquet([work / p for p in b.reject_parts], REJECT_SCHEMA)
+    rejects_entry = write_rejects(out, rejects)
+    by_reason: dict[str, Counter[str]] = defaultdict(Counter)
+    if rejects.num_rows:
+        grouped = rejects.group_by(["data_source", "reason"]).aggregate([("reason", "count")])
+        for row in grouped.to_pylist():
+            by_reason[row["data_source"]][row["reason"]] = row["reason_count"]
+
+    files = []
+    splits: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, st in sorted(states.items()):
+        source, split = key.split("/", 1)
+        splits[source][split] = sum(s["rows"] for s in st["shards"])
+        for shard in st["shards"]:
+            name = mapping[shard["name"]]
+            future = b.series_by_key(key).digests.get(shard["name"])  # resumed builds hash now
+            files.append(
+                FileEntry.of(
+                    out,
+                    name,
+                    rows=shard["rows"],
+                    data_source=source,
+                    split=split,
+                    sha256=future.result() if future is not None else None,
+                )
+            )
+
+    sources: dict[str, SourceCounts] = {}
+    for run in b.runs:
+        ds = run.data_source
+        if ds not in sources:
+            sources[ds] = SourceCounts(
+                read=b.read[ds],
+                kept=sum(splits.get(ds, {}).values()),
+                rejected_by_reason=dict(by_reason.get(ds, {})),
+                rows_by_split=dict(splits.get(ds, {})),
+                adapters=sorted({r.adapter for r in b.runs if r.data_source == ds}),
+                licenses=sorted({r.license for r in b.runs if r.data_source == ds and r.license}),
+            )
+    recipe = b.loaded.recipe
+    manifest = Manifest(
+        recipe=RecipeInfo(
+            name=recipe.name, hash=b.loaded.hash, seed=recipe.seed, description=recipe.description
+        ),
+        files=files,
+        rejects=rejects_entry,
+        sources=sources,
+    )
+    atomic.write_json(out / "recipe.json", b.loaded.resolved)
+    write_card(out, manifest)
+    write_manifest(out, manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    total = sum(f.bytes for f in files)
+    return BuildReport(out=out, sources=sources, files=len(files), bytes=total, resumed_from=skipped)

@@ -1,7 +1,9 @@
 """Box coordinates: the canonical frame versus the frame a model reads and writes.
 
 Every stored box is in the canonical frame: absolute float pixels of the stored image, x1 y1 x2 y2
-(`triune_data.schema.BOX_FRAME`). Models use other frames:
+(`triune_data.types.BOX_FRAME`). Sources and models use other frames, all named by `Frame`, and
+every conversion between them in triune goes through this module (source adapters via the build's
+materialize step, the verl export, the box verifiers):
 
 =============  ============================================================  =========================
 frame          meaning                                                       used by
@@ -29,7 +31,7 @@ from typing import Literal, TypeAlias, get_args
 import numpy as np
 
 Frame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
-FRAMES: tuple[str, ...] = get_args(Frame)
+FRAMES: tuple[Frame, ...] = get_args(Frame)
 
 Size: TypeAlias = tuple[float, float]
 
@@ -100,6 +102,47 @@ def from_canonical(
     return arr * np.array([ext_w, ext_h, ext_w, ext_h]) / np.array([img_w, img_h, img_w, img_h])
 
 
+def box_to_canonical(
+    box: Sequence[float],
+    frame: Frame,
+    *,
+    image_size: Size,
+    model_input_size: Size | None = None,
+) -> tuple[float, float, float, float]:
+    """One xyxy box from `frame` to stored-image pixels: `to_canonical` for a single box, in plain
+    Python (no array per box on the build's hot path), with the same arithmetic and results.
+
+    >>> box_to_canonical((0, 0, 500, 1000), "norm1000", image_size=(640, 480))
+    (0.0, 0.0, 320.0, 480.0)
+    """
+    x1, y1, x2, y2 = box
+    img_w, img_h = _check_size(image_size, "image_size")
+    ext_w, ext_h = _frame_extent(frame, image_size, model_input_size)
+    if (ext_w, ext_h) == (img_w, img_h):
+        return float(x1), float(y1), float(x2), float(y2)
+    return x1 * img_w / ext_w, y1 * img_h / ext_h, x2 * img_w / ext_w, y2 * img_h / ext_h
+
+
+def box_from_canonical(
+    box: Sequence[float],
+    frame: Frame,
+    *,
+    image_size: Size,
+    model_input_size: Size | None = None,
+) -> tuple[float, float, float, float]:
+    """One xyxy box from stored-image pixels to `frame` (the inverse of `box_to_canonical`).
+
+    >>> box_from_canonical((0, 0, 320, 480), "norm1000", image_size=(640, 480))
+    (0.0, 0.0, 500.0, 1000.0)
+    """
+    x1, y1, x2, y2 = box
+    img_w, img_h = _check_size(image_size, "image_size")
+    ext_w, ext_h = _frame_extent(frame, image_size, model_input_size)
+    if (ext_w, ext_h) == (img_w, img_h):
+        return float(x1), float(y1), float(x2), float(y2)
+    return x1 * ext_w / img_w, y1 * ext_h / img_h, x2 * ext_w / img_w, y2 * ext_h / img_h
+
+
 def smart_resize(
     height: int,
     width: int,
@@ -144,4 +187,13 @@ def resized_size(
     return new_w, new_h
 
 
-__all__ = ["FRAMES", "Frame", "from_canonical", "resized_size", "smart_resize", "to_canonical"]
+__all__ = [
+    "FRAMES",
+    "Frame",
+    "box_from_canonical",
+    "box_to_canonical",
+    "from_canonical",
+    "resized_size",
+    "smart_resize",
+    "to_canonical",
+]

@@ -16,20 +16,15 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+from triune_data.rejects import RejectReason
 
-# Reject reasons.
-CORRUPT_IMAGE = "corrupt_image"
-TRUNCATED_IMAGE = "truncated_image"
-UNKNOWN_IMAGE_FORMAT = "unknown_image_format"
-IMAGE_TOO_LARGE = "image_too_large"
-EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 
 
 class ImageProblem(Exception):
     """An image that cannot go into a shard; `reason` becomes the reject reason."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: RejectReason, detail: str):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -108,43 +103,45 @@ def _fast_size(data: bytes) -> tuple[str, int, int] | None:
 def probe(data: bytes, policy: ImagePolicy = ImagePolicy()) -> ImageInfo:
     """Format and size of an encoded image, or ImageProblem with a reason."""
     if not data:
-        raise ImageProblem(CORRUPT_IMAGE, "empty image file")
+        raise ImageProblem("corrupt_image", "empty image file")
     fast = _fast_size(data) if policy.check == "header" else None
     if fast is not None and fast[0] in policy.formats and fast[1] > 0 and fast[2] > 0:
         return _checked(ImageInfo(*fast), data, policy)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and not _complete("WEBP", data):
         # Pillow's WebP reader decodes on open and only says "could not create decoder".
-        raise ImageProblem(TRUNCATED_IMAGE, "WEBP data shorter than its RIFF header declares")
+        raise ImageProblem("truncated_image", "WEBP data shorter than its RIFF header declares")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise ImageProblem(UNKNOWN_IMAGE_FORMAT, "not an image format Pillow can identify") from None
+            raise ImageProblem("unknown_image_format", "not an image format Pillow can identify") from None
         except Image.DecompressionBombError as exc:
-            raise ImageProblem(IMAGE_TOO_LARGE, str(exc)) from None
+            raise ImageProblem("image_too_large", str(exc)) from None
         except Exception as exc:
-            reason = TRUNCATED_IMAGE if "truncated" in str(exc).lower() else CORRUPT_IMAGE
-            raise ImageProblem(reason, f"unreadable header: {exc}") from None
+            truncated = "truncated" in str(exc).lower()
+            raise ImageProblem(
+                "truncated_image" if truncated else "corrupt_image", f"unreadable header: {exc}"
+            ) from None
         info = _checked(ImageInfo(im.format or "?", *im.size), data, policy)
         if policy.check == "decode":
             try:
                 im.load()
             except Exception as exc:
-                raise ImageProblem(CORRUPT_IMAGE, f"decode failed: {exc}") from None
+                raise ImageProblem("corrupt_image", f"decode failed: {exc}") from None
     return info
 
 
 def _checked(info: ImageInfo, data: bytes, policy: ImagePolicy) -> ImageInfo:
     fmt, width, height = info.format, info.width, info.height
     if fmt not in policy.formats:
-        raise ImageProblem(UNKNOWN_IMAGE_FORMAT, f"format {fmt} is not accepted")
+        raise ImageProblem("unknown_image_format", f"format {fmt} is not accepted")
     if width < 1 or height < 1:
-        raise ImageProblem(CORRUPT_IMAGE, f"size {width}x{height}")
+        raise ImageProblem("corrupt_image", f"size {width}x{height}")
     if width * height > policy.max_pixels:
-        raise ImageProblem(IMAGE_TOO_LARGE, f"{width}x{height} exceeds {policy.max_pixels} pixels")
+        raise ImageProblem("image_too_large", f"{width}x{height} exceeds {policy.max_pixels} pixels")
     if max(width, height) / min(width, height) > policy.max_aspect_ratio:
-        raise ImageProblem(EXTREME_ASPECT_RATIO, f"{width}x{height}")
+        raise ImageProblem("extreme_aspect_ratio", f"{width}x{height}")
     if not _complete(fmt, data):
-        raise ImageProblem(TRUNCATED_IMAGE, f"{fmt} data ends before its end marker")
+        raise ImageProblem("truncated_image", f"{fmt} data ends before its end marker")
     return info

@@ -2,7 +2,8 @@
 
 Reads the shards' small columns only (never the image bytes) and the rejects file, and checks the
 ledger: for every source, rows read = rows kept + rows rejected, and the rows found in the shards
-equal the manifest's.
+equal the manifest's. Reject reasons are described from the one list in `triune_data.rejects`; a
+reason not in it is reported as a problem.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from triune_data.manifest import read_manifest, read_rejects
+from triune_data.manifest import FileEntry, read_manifest
+from triune_data.rejects import REJECT_REASONS
+from triune_data.writer import read_rejects
 
 _COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
 
 
-def _scan(root: Path, files: list[dict[str, Any]]) -> pl.DataFrame:
+def _scan(root: Path, files: list[FileEntry]) -> pl.DataFrame:
     frames = []
     for f in files:
-        table = pq.read_table(root / f["path"], columns=_COLUMNS)
+        table = pq.read_table(root / f.path, columns=_COLUMNS)
         frames.append(pl.from_arrow(table))
     if not frames:
         return pl.DataFrame()
@@ -46,17 +49,17 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
     """Per-source statistics of a finished dataset, as plain data (what `--json` prints)."""
     root = Path(path)
     manifest = read_manifest(root)
-    df = _scan(root, manifest["files"])
+    df = _scan(root, manifest.files)
     rejects = pl.from_arrow(read_rejects(root))
     sources: dict[str, Any] = {}
     problems: list[str] = []
-    for name, info in sorted(manifest["sources"].items()):
+    for name, info in sorted(manifest.sources.items()):
         part = df.filter(pl.col("data_source") == name) if df.height else df
         rej = rejects.filter(pl.col("data_source") == name) if rejects.height else rejects
         rows = part.height
         rejected = rej.height
         entry: dict[str, Any] = {
-            "read": info["read"],
+            "read": info.read,
             "kept": rows,
             "rejected": rejected,
             "rejected_by_reason": _counts(rej["reason"]) if rejected else {},
@@ -70,21 +73,34 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
             entry["images_per_sample"] = _summary(part["num_images"])
             boxes = part["num_boxes"]
             entry["boxes"] = {"total": int(boxes.sum()), **_summary(boxes)}
-        if info["read"] != rows + rejected:
-            problems.append(f"{name}: read {info['read']} != kept {rows} + rejected {rejected}")
-        if rows != info["kept"]:
-            problems.append(f"{name}: shards hold {rows} rows, manifest says {info['kept']}")
+        if info.read != rows + rejected:
+            problems.append(f"{name}: read {info.read} != kept {rows} + rejected {rejected}")
+        if rows != info.kept:
+            problems.append(f"{name}: shards hold {rows} rows, manifest says {info.kept}")
         sources[name] = entry
+    found: dict[str, int] = {}
+    for entry in sources.values():
+        for reason, n in entry["rejected_by_reason"].items():
+            found[reason] = found.get(reason, 0) + n
+    described, unknown = describe_reasons(found)
+    problems += [f"rejects name an unknown reason {r!r}" for r in unknown]
     return {
         "path": str(root),
-        "recipe": manifest["recipe"],
-        "schema_version": manifest["schema_version"],
-        "rows_by_split": manifest["rows_by_split"],
-        "files": len(manifest["files"]),
-        "bytes": sum(f["bytes"] for f in manifest["files"]),
+        "recipe": {"name": manifest.recipe.name, "hash": manifest.recipe.hash, "seed": manifest.recipe.seed},
+        "schema_version": manifest.schema_version,
+        "rows_by_split": manifest.rows_by_split,
+        "files": len(manifest.files),
+        "bytes": sum(f.bytes for f in manifest.files),
         "sources": sources,
+        "reject_reasons": described,
         "problems": problems,
     }
+
+
+def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]:
+    """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
+    known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}  # type: ignore[index]
+    return known, sorted(r for r in counts if r not in REJECT_REASONS)
 
 
 def _summary(s: pl.Series) -> dict[str, float]:

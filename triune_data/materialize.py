@@ -12,9 +12,17 @@ from typing import Any
 
 import orjson
 
+from triune_data.coords import Frame, box_to_canonical
 from triune_data.errors import RecipeError, VerifierError
 from triune_data.images import ImagePolicy, ImageProblem, probe
-from triune_data.schema import (
+from triune_data.rejects import RejectReason
+from triune_data.sources.base import (
+    Draft,
+    DraftBox,
+    Reject,
+)
+from triune_data.tasks import TASK_DEFAULTS
+from triune_data.types import (
     BOX_TASKS,
     IMAGE_PLACEHOLDER,
     TASK_CATEGORY,
@@ -25,23 +33,7 @@ from triune_data.schema import (
     RewardSpec,
     Sample,
 )
-from triune_data.sources.base import (
-    INVALID_BOX,
-    INVALID_TEXT,
-    MISSING_ANSWER,
-    MISSING_IMAGE_FILE,
-    Draft,
-    DraftBox,
-    Reject,
-)
-from triune_data.tasks import TASK_DEFAULTS
 from triune_data.verifiers.base import params_json
-
-PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
-BOX_OUTSIDE_IMAGE = "box_outside_image"
-INVALID_PARAMS = "invalid_verifier_params"
-UNKNOWN_TASK = "unknown_task"
-NO_IMAGE = "no_image"
 
 
 @dataclass(frozen=True)
@@ -68,36 +60,28 @@ class MaterializeOptions:
 
 
 class _Rejected(Exception):
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: RejectReason, detail: str):
         self.reason, self.detail = reason, detail
 
 
-def _reject(draft: Draft, reason: str, detail: str) -> Reject:
-    return Reject(reason, detail, original_id=draft.original_id, id=draft.id, file=draft.file)
+def _reject(draft: Draft, reason: RejectReason, detail: str) -> Reject:
+    return Reject(reason=reason, detail=detail, id=draft.id, original_id=draft.original_id, file=draft.file)
 
 
-_FRAME_SCALE = {
-    "pixel": lambda w, h: (1.0, 1.0),
-    "norm1000": lambda w, h: (w / 1000.0, h / 1000.0),
-    "norm1": lambda w, h: (float(w), float(h)),
-}
-
-
-def _canonical_box(b: DraftBox, frame: str, width: int, height: int, tol: float) -> Box:
+def _canonical_box(b: DraftBox, frame: Frame, width: int, height: int, tol: float) -> Box:
     try:
         finite = math.isfinite(b.x1 + b.y1 + b.x2 + b.y2)  # NaN or inf anywhere makes the sum non-finite
     except TypeError:
         finite = False
     if not finite:
-        raise _Rejected(INVALID_BOX, f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
-    sx, sy = _FRAME_SCALE[frame](width, height)
-    x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
+        raise _Rejected("invalid_box", f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
+    x1, y1, x2, y2 = box_to_canonical((b.x1, b.y1, b.x2, b.y2), frame, image_size=(width, height))
     if not (x2 > x1 and y2 > y1):
-        raise _Rejected(INVALID_BOX, f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
+        raise _Rejected("invalid_box", f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
-        raise _Rejected(BOX_OUTSIDE_IMAGE, f"box {[x1, y1, x2, y2]!r} outside {width}x{height}")
+        raise _Rejected("box_outside_image", f"box {[x1, y1, x2, y2]!r} outside {width}x{height}")
     if not b.label.strip():
-        raise _Rejected(INVALID_BOX, "box without a label")
+        raise _Rejected("invalid_box", "box without a label")
     return Box(
         b.label, float(max(x1, 0.0)), float(max(y1, 0.0)), float(min(x2, width)), float(min(y2, height))
     )
@@ -118,11 +102,11 @@ def _check_text(draft: Draft) -> None:
     texts += [m.content for m in draft.prompt]
     for t in texts:
         if not isinstance(t, str):
-            raise _Rejected(INVALID_TEXT, f"expected text, got {type(t).__name__}")
+            raise _Rejected("invalid_text_encoding", f"expected text, got {type(t).__name__}")
         try:
             t.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Rejected(INVALID_TEXT, f"text is not valid UTF-8: {t[:40]!r}") from None
+            raise _Rejected("invalid_text_encoding", f"text is not valid UTF-8: {t[:40]!r}") from None
 
 
 def _params_json(verifier: str, params: dict[str, Any]) -> str:
@@ -150,7 +134,7 @@ def _reward_spec(draft: Draft, run: SourceRun) -> RewardSpec:
                 pass
             else:
                 raise RecipeError(f"sources[{run.entry_index}].reward.params: {exc}") from None
-        raise _Rejected(INVALID_PARAMS, str(exc)) from None
+        raise _Rejected("invalid_verifier_params", str(exc)) from None
     acc = run.accuracy_weight if run.accuracy_weight is not None else draft.accuracy_weight
     fmt = run.format_weight if run.format_weight is not None else draft.format_weight
     return RewardSpec(
@@ -165,14 +149,14 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
     """Turn a draft into a validated sample, or a reject with a reason."""
     try:
         if draft.task not in TASK_CATEGORY:
-            raise _Rejected(UNKNOWN_TASK, f"task {draft.task!r}")
+            raise _Rejected("unknown_task", f"task {draft.task!r}")
         _check_text(draft)
         if not draft.images:
-            raise _Rejected(NO_IMAGE, "sample has no image")
+            raise _Rejected("no_image", "sample has no image")
         placeholders = sum(m.content.count(IMAGE_PLACEHOLDER) for m in draft.prompt)
         if placeholders != len(draft.images):
             raise _Rejected(
-                PLACEHOLDER_MISMATCH,
+                "image_placeholder_mismatch",
                 f"{placeholders} {IMAGE_PLACEHOLDER} placeholders for {len(draft.images)} images",
             )
         images, sizes = [], []
@@ -180,9 +164,9 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
             try:
                 data = src.load()
             except FileNotFoundError as exc:
-                raise _Rejected(MISSING_IMAGE_FILE, f"{exc.filename}") from None
+                raise _Rejected("missing_image_file", f"{exc.filename}") from None
             except OSError as exc:
-                raise _Rejected(MISSING_IMAGE_FILE, f"cannot read image: {exc}") from None
+                raise _Rejected("missing_image_file", f"cannot read image: {exc}") from None
             try:
                 info = probe(data, opts.images)
             except ImageProblem as exc:
@@ -194,11 +178,11 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
         answer, ground_truth = draft.answer, draft.ground_truth
         if draft.task in BOX_TASKS:
             if not boxes:
-                raise _Rejected(MISSING_ANSWER, "no boxes")
+                raise _Rejected("missing_answer", "no boxes")
             ground_truth = boxes_answer(boxes)
             answer = answer or ground_truth
         elif not ground_truth.strip():
-            raise _Rejected(MISSING_ANSWER, "empty ground truth")
+            raise _Rejected("missing_answer", "empty ground truth")
         reward = _reward_spec(draft, run)
     except _Rejected as r:
         return _reject(draft, r.reason, r.detail)

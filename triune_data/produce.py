@@ -32,11 +32,11 @@ import pyarrow.ipc
 from triune_data.errors import DatasetError
 from triune_data.materialize import MaterializeOptions, SourceRun, materialize
 from triune_data.recipe import LoadedRecipe
-from triune_data.schema import Sample, samples_to_table
+from triune_data.schema import samples_to_table
 from triune_data.sources.base import Draft, Reject, SourceContext, get_source, take
+from triune_data.types import Sample
 
 CHUNK_SIZE = 64  # records per unit of work; part of the resume contract
-DUPLICATE_ID = "duplicate_id"
 
 Key = tuple[str, str]  # (data_source, split)
 
@@ -136,7 +136,13 @@ def produce(plan: Plan, worker: int = 0, workers: int = 1, spill: str | None = N
             if isinstance(rec, Reject):
                 result.rejects.append((index, run_index, rec))
             elif rec.id in seen[run.data_source]:
-                dup = Reject(DUPLICATE_ID, f"id {rec.id!r} seen before", rec.original_id, rec.id, rec.file)
+                dup = Reject(
+                    reason="duplicate_id",
+                    detail=f"id {rec.id!r} seen before",
+                    id=rec.id,
+                    original_id=rec.original_id,
+                    file=rec.file,
+                )
                 result.rejects.append((index, run_index, dup))
             else:
                 seen[run.data_source].add(rec.id)  # every worker tracks ids: they decide alike

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -162,31 +163,12 @@ def prompts_json_schema() -> dict[str, Any]:
 # Loading with line numbers
 
 
-def _line_of(node: yaml.Node, path: list[Any]) -> int:
-    """1-based line of the YAML node at `path` (the deepest one that exists)."""
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == key:
-                    node = v
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-    return node.start_mark.line + 1
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """`path` parsed as YAML: (the data, its node tree for `yaml_line`; None for an empty file).
 
-
-def _dotted(path: list[Any]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    Any problem is a one-line RecipeError naming the file (and the line, for a syntax error).
+    Shared by every recipe reader (build, train, filter) so their messages read alike.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -203,6 +185,40 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
+def yaml_line(node: yaml.Node, path: Sequence[Any]) -> int:
+    r"""1-based line of the value at key `path` in a `read_yaml` node tree (the deepest that exists).
+
+    >>> tree = yaml.compose("a:\n  b: 1\n  c:\n    - x\n    - y\n", Loader=yaml.SafeLoader)
+    >>> yaml_line(tree, ["a", "c", 1]), yaml_line(tree, ["a", "missing"])
+    (5, 2)
+    """
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    node = v
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1
+
+
+def dotted_path(path: Sequence[Any]) -> str:
+    """A key path as a reader writes it in a message.
+
+    >>> dotted_path(["sources", 2, "options", "mode"]), dotted_path([])
+    ('sources[2].options.mode', '(top level)')
+    """
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
 def _validate(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: Path) -> None:
     import jsonschema
 
@@ -215,22 +231,22 @@ def _validate(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: P
     # The deepest error is the most specific one ("count: -1 is less than 1", not "if/then failed").
     err = max(errors, key=lambda e: len(e.absolute_path))
     loc = list(err.absolute_path)
-    line = _line_of(node, loc) if node is not None else 0
+    line = yaml_line(node, loc) if node is not None else 0
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    raise RecipeError(f"{path}:{line}: {_dotted(loc)}: {err.message}{more}")
+    raise RecipeError(f"{path}:{line}: {dotted_path(loc)}: {err.message}{more}")
 
 
 def load_recipe(path: str | Path) -> LoadedRecipe:
     """Read, validate and resolve a recipe; RecipeError names file, line and field on any problem."""
     path = Path(path)
-    data, node = _read_yaml(path)
+    data, node = read_yaml(path)
     if not isinstance(data, dict):
         raise RecipeError(f"{path}:1: a recipe is a mapping with at least `name` and `sources`")
     _validate(data, node, recipe_json_schema(), path)
     recipe = Recipe.model_validate(data)
     if isinstance(recipe.prompts, str):
         ppath = path.parent / recipe.prompts
-        pdata, pnode = _read_yaml(ppath)
+        pdata, pnode = read_yaml(ppath)
         _validate(pdata, pnode, prompts_json_schema(), ppath)
         prompts = {k: PoolModel.model_validate(v) for k, v in (pdata or {}).items()}
     else:

@@ -1,6 +1,10 @@
-"""Import every module of a package so that its `@register_*` decorators run.
+"""Import every module of a registry package so that its `@register_*` decorators run.
 
 Verifiers, source adapters and filters are registered units: adding one is adding one file.
+
+The discovery rule: every module and subpackage directly inside the package is imported, except
+`base` (the contract and the registry itself) and the `common` subpackage (helpers the units
+share, which register nothing). Any other module is a unit and is expected to register one.
 """
 
 from __future__ import annotations
@@ -8,10 +12,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+NOT_UNITS = frozenset({"base", "common"})
 
-def import_submodules(package: str, *, skip: frozenset[str] = frozenset({"base"})) -> None:
+
+def import_submodules(package: str) -> list[str]:
+    """Import the units of `package` (see the module docstring), in name order; returns their names."""
     pkg = importlib.import_module(package)
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name in skip:
-            continue
-        importlib.import_module(f"{package}.{info.name}")
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in NOT_UNITS)
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

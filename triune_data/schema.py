@@ -1,145 +1,52 @@
-"""The one definition of a triune sample.
+"""Storage derivations of the plain types in `triune_data.types`.
 
-Everything else is derived from the dataclasses below:
+One walker over the dataclasses' type hints gives:
 
-- `arrow_schema()`  the Arrow schema of every shard (with the `huggingface` metadata that keeps
+- `arrow_schema()`   the Arrow schema of every shard (with the `huggingface` metadata that keeps
                      `Image` features intact when `datasets` loads the shards);
-- `hf_features()`   the `datasets.Features`, also written into the dataset card;
-- `json_schema()`   `schemas/sample.schema.json` (JSON Schema 2020-12), via pydantic.
+- `hf_features()`    the `datasets.Features`, also written into the dataset card;
+- `json_schema()`    the JSON Schema of one sample (`schemas/sample.schema.json`, via pydantic;
+                     `triune_data.schemas_gen` adds the registered verifier names);
+- `record_schema(cls)` / `records_to_table(rows, cls)`  the same for any other row dataclass
+                     (reject rows, the verl export's rows).
 
-A test regenerates all three and fails if the committed JSON Schema drifts or if the Arrow schema
+A test regenerates the JSON Schemas and fails if the committed ones drift or if the Arrow schema
 disagrees with the one `datasets` derives from the Features.
 
-Boxes are stored in ONE canonical frame: absolute pixel coordinates (float, x1 y1 x2 y2) of the
-first stored image, exactly as its bytes decode. Conversion to and from a model's frame lives in
-`triune_data.coords`.
+>>> from triune_data.types import Box
+>>> record_schema(Box).names
+['label', 'x1', 'y1', 'x2', 'y2']
 """
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import functools
 import json
 import types
 import typing
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
-BOX_FRAME = "pixel_xyxy"  # absolute pixels of the stored image, float, x1 y1 x2 y2
-
-Task = Literal["math", "puzzle", "science", "chart", "detection", "grounding", "counting", "ocr"]
-Category = Literal["reasoning", "perception"]
-Role = Literal["system", "user", "assistant"]
-
-TASKS: tuple[str, ...] = get_args(Task)
-TASK_CATEGORY: dict[str, str] = {
-    "math": "reasoning",
-    "puzzle": "reasoning",
-    "science": "reasoning",
-    "chart": "reasoning",
-    "detection": "perception",
-    "grounding": "perception",
-    "counting": "perception",
-    "ocr": "perception",
-}
-BOX_TASKS = frozenset({"detection", "grounding"})
-IMAGE_PLACEHOLDER = "<image>"
-
-
-class Int32:
-    """Marker for `Annotated[int, Int32]`: stored as int32 instead of int64."""
-
-
-@dataclass(slots=True)
-class Image:
-    """One image, stored as HF `Image` storage: original bytes (never re-encoded) and a path/name."""
-
-    bytes: builtins.bytes | None  # `builtins.` because the field name shadows the type
-    path: str | None
-
-
-@dataclass(slots=True)
-class ImageSize:
-    width: Annotated[int, Int32]
-    height: Annotated[int, Int32]
-
-
-@dataclass(slots=True)
-class Message:
-    role: Role
-    content: str
-
-
-@dataclass(slots=True)
-class Box:
-    """A labelled box in the canonical frame (absolute float pixels of the stored image)."""
-
-    label: str
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-
-@dataclass(slots=True)
-class RewardSpec:
-    """How a completion for this sample is scored.
-
-    `verifier_params` is a JSON object (as text, so that rows with different verifiers share one
-    Arrow type); its content is validated by the named verifier's params model.
-    """
-
-    verifier: str
-    verifier_params: str
-    accuracy_weight: float
-    format_weight: float
-
-
-@dataclass(slots=True)
-class Difficulty:
-    """Curation statistics; null until `triune filter` computes them."""
-
-    pass_rate: float | None = None
-    mean_reward: float | None = None
-    num_rollouts: Annotated[int, Int32] | None = None
-    model: str | None = None
-    metric: str | None = None
-
-
-@dataclass(slots=True)
-class Provenance:
-    source: str  # adapter name that produced the row
-    original_id: str  # id of the record in the source
-    license: str | None = None
-    revision: str | None = None
-    file: str | None = None  # source file (relative to the recipe), for audits
-
-
-@dataclass(slots=True)
-class Sample:
-    id: str
-    data_source: str
-    task: Task
-    category: Category
-    split: str
-    images: list[Image]
-    image_sizes: list[ImageSize]
-    prompt: list[Message]
-    answer: str
-    ground_truth: str
-    boxes: list[Box]
-    reward: RewardSpec
-    sample_weight: float
-    difficulty: Difficulty | None
-    provenance: Provenance
-
+from triune_data.types import (
+    BOX_FRAME,
+    SCHEMA_VERSION,
+    TASKS,
+    Box,
+    Difficulty,
+    Float32,
+    Image,
+    ImageSize,
+    Int32,
+    Message,
+    Provenance,
+    RewardSpec,
+    Sample,
+)
 
 # ----------------------------------------------------------------------------------------------
-# Derivations. One walker over the type hints serves Arrow and HF Features.
+# The walker. Scalars, Literals (as strings), lists, Optional and nested dataclasses.
 
 _SCALARS_ARROW: dict[Any, pa.DataType] = {
     str: pa.string(),
@@ -152,20 +59,20 @@ _SCALARS_HF: dict[Any, str] = {str: "string", int: "int64", float: "float64", bo
 
 
 @functools.cache
-def _unwrap(tp: Any) -> tuple[Any, bool, bool]:
-    """Return (base type, nullable, int32) for a resolved annotation."""
-    nullable = int32 = False
+def _unwrap(tp: Any) -> tuple[Any, bool, Any]:
+    """Return (base type, nullable, width marker: Int32, Float32 or None) for a resolved annotation."""
+    nullable, width = False, None
     if get_origin(tp) is Annotated:
         base, *meta = get_args(tp)
-        int32 = any(m is Int32 for m in meta)
+        width = next((m for m in meta if m in (Int32, Float32)), None)
         tp = base
     if get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         nullable = len(args) != len(get_args(tp))
         assert len(args) == 1, f"only Optional unions are supported: {tp}"
-        inner, _, inner32 = _unwrap(args[0])
-        return inner, nullable, int32 or inner32
-    return tp, nullable, int32
+        inner, _, inner_width = _unwrap(args[0])
+        return inner, nullable, width or inner_width
+    return tp, nullable, width
 
 
 @functools.cache
@@ -175,31 +82,42 @@ def _hints(cls: type) -> dict[str, Any]:
 
 @functools.cache
 def _to_arrow(tp: Any) -> pa.DataType:
-    base, _, int32 = _unwrap(tp)
+    base, _, width = _unwrap(tp)
     if get_origin(base) is Literal:
         return pa.string()
     if get_origin(base) is list:
         return pa.list_(pa.field("item", _to_arrow(get_args(base)[0])))
     if dataclasses.is_dataclass(base):
-        return pa.struct([pa.field(n, _to_arrow(t)) for n, t in _hints(base).items()])
-    if base is int and int32:
+        return pa.struct(record_fields(base))  # type: ignore[arg-type]
+    if base is int and width is Int32:
         return pa.int32()
+    if base is float and width is Float32:
+        return pa.float32()
     return _SCALARS_ARROW[base]
+
+
+def record_fields(cls: type) -> list[pa.Field]:
+    """The Arrow fields of a row dataclass, in declaration order."""
+    return [pa.field(n, _to_arrow(t)) for n, t in _hints(cls).items()]
+
+
+def record_schema(cls: type, metadata: dict[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema of a table whose rows are instances of the dataclass `cls`."""
+    return pa.schema(record_fields(cls), metadata=metadata)
 
 
 def arrow_schema(extra_metadata: dict[str, str] | None = None) -> pa.Schema:
     """The Arrow schema of a shard, carrying the HF features and the schema version as metadata."""
-    fields = [pa.field(n, _to_arrow(t)) for n, t in _hints(Sample).items()]
     metadata = {
         "huggingface": json.dumps({"info": {"features": hf_features_dict()}}, sort_keys=True),
         "triune": json.dumps({"schema_version": SCHEMA_VERSION, "box_frame": BOX_FRAME}, sort_keys=True),
     }
     metadata.update(extra_metadata or {})
-    return pa.schema(fields, metadata=metadata)
+    return record_schema(Sample, metadata)
 
 
-def _to_hf(tp: Any, *, name: str = "") -> Any:
-    base, _, int32 = _unwrap(tp)
+def _to_hf(tp: Any) -> Any:
+    base, _, width = _unwrap(tp)
     if base is Image:
         return {"_type": "Image"}
     if get_origin(base) is Literal:
@@ -207,17 +125,20 @@ def _to_hf(tp: Any, *, name: str = "") -> Any:
     if get_origin(base) is list:
         return {"feature": _to_hf(get_args(base)[0]), "_type": "List"}
     if dataclasses.is_dataclass(base):
-        return {n: _to_hf(t, name=n) for n, t in _hints(base).items()}
-    dtype = "int32" if (base is int and int32) else _SCALARS_HF[base]
-    return {"dtype": dtype, "_type": "Value"}
+        return {n: _to_hf(t) for n, t in _hints(base).items()}  # type: ignore[arg-type]
+    if base is int and width is Int32:
+        return {"dtype": "int32", "_type": "Value"}
+    if base is float and width is Float32:
+        return {"dtype": "float32", "_type": "Value"}
+    return {"dtype": _SCALARS_HF[base], "_type": "Value"}
 
 
 def hf_features_dict() -> dict[str, Any]:
     """The `datasets.Features` of a sample, in the serialised form `Features.from_dict` reads."""
-    return {n: _to_hf(t, name=n) for n, t in _hints(Sample).items()}
+    return {n: _to_hf(t) for n, t in _hints(Sample).items()}
 
 
-def hf_features():
+def hf_features() -> Any:
     """The `datasets.Features` object (imports `datasets`, so call it only where needed)."""
     from datasets import Features
 
@@ -225,14 +146,15 @@ def hf_features():
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema 2020-12 of one sample as JSON (bytes as base64 strings)."""
-    from pydantic import TypeAdapter
+    """JSON Schema 2020-12 of one sample as JSON (bytes as base64 strings).
 
-    from triune_data.verifiers import verifier_names
+    `reward.verifier` is a plain string here; `triune_data.schemas_gen` enumerates the registered
+    verifier names in the committed file.
+    """
+    from pydantic import TypeAdapter
 
     schema = TypeAdapter(Sample).json_schema(ref_template="#/$defs/{model}")
     defs = schema["$defs"]
-    defs["RewardSpec"]["properties"]["verifier"]["enum"] = verifier_names(builtin=True)
     defs["RewardSpec"]["properties"]["accuracy_weight"]["minimum"] = 0
     defs["RewardSpec"]["properties"]["format_weight"]["minimum"] = 0
     defs["ImageSize"]["properties"]["width"]["minimum"] = 1
@@ -326,7 +248,7 @@ def _column(values: list[Any], tp: Any) -> pa.Array:
         mask = [v is None for v in values]
         children = [
             _column([None if v is None else getattr(v, n) for v in values], t)
-            for n, t in _hints(base).items()
+            for n, t in _hints(base).items()  # type: ignore[arg-type]
         ]
         return pa.StructArray.from_arrays(
             children, fields=list(arrow_type), mask=pa.array(mask, pa.bool_()) if any(mask) else None
@@ -334,33 +256,25 @@ def _column(values: list[Any], tp: Any) -> pa.Array:
     return pa.array(values, arrow_type)
 
 
-def samples_to_table(samples: list[Sample], schema: pa.Schema | None = None) -> pa.Table:
-    schema = schema or arrow_schema()
-    columns = [_column([getattr(s, n) for s in samples], t) for n, t in _hints(Sample).items()]
+def records_to_table(records: list[Any], cls: type, schema: pa.Schema | None = None) -> pa.Table:
+    """A table of `records` (instances of the dataclass `cls`), column by column."""
+    schema = schema or record_schema(cls)
+    columns = [_column([getattr(r, n) for r in records], t) for n, t in _hints(cls).items()]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def samples_to_table(samples: list[Sample], schema: pa.Schema | None = None) -> pa.Table:
+    return records_to_table(samples, Sample, schema or arrow_schema())
+
+
 __all__ = [
-    "BOX_FRAME",
-    "BOX_TASKS",
-    "IMAGE_PLACEHOLDER",
-    "SCHEMA_VERSION",
-    "TASKS",
-    "TASK_CATEGORY",
-    "Box",
-    "Category",
-    "Difficulty",
-    "Image",
-    "ImageSize",
-    "Message",
-    "Provenance",
-    "RewardSpec",
-    "Sample",
-    "Task",
     "arrow_schema",
     "hf_features",
     "hf_features_dict",
     "json_schema",
+    "record_fields",
+    "record_schema",
+    "records_to_table",
     "row_to_sample",
     "sample_to_row",
     "samples_to_table",

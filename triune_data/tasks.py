@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from triune_data.schema import TASK_CATEGORY
+from triune_data.types import TASK_CATEGORY
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,6 @@ build resumes from the last committed shard and writes the same bytes it would h
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,46 +23,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from triune_data import atomic
+from triune_data.manifest import FileEntry
+from triune_data.rejects import RejectRow
+from triune_data.schema import record_schema, records_to_table
+
 IMAGE_BYTES_COLUMN = "images.list.element.bytes"
 
-REJECT_SCHEMA = pa.schema(
-    [
-        pa.field("data_source", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("id", pa.string()),
-        pa.field("original_id", pa.string()),
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("file", pa.string()),
-    ]
-)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-
-
-def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+REJECTS_FILE = "rejects/rejects-00000-of-00001.parquet"
+REJECT_SCHEMA = record_schema(RejectRow)
 
 
 def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -101,15 +66,36 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return out
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    writer = _parquet_writer(tmp, table.schema)
-    try:
-        writer.write_table(table, row_group_size=max(table.num_rows, 1))
-    finally:
-        writer.close()
-    os.replace(tmp, path)
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write `table` as one parquet file (one row group), atomically."""
+
+    def produce(tmp: Path) -> None:
+        writer = _parquet_writer(tmp, table.schema)
+        try:
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        finally:
+            writer.close()
+
+    atomic.write_file(path, produce)
+
+
+def rejects_table(rows: list[RejectRow]) -> pa.Table:
+    """Reject rows as a table of `REJECT_SCHEMA` (the schema derived from `RejectRow`)."""
+    return records_to_table(rows, RejectRow, REJECT_SCHEMA)
+
+
+def write_rejects(root: Path, rejects: pa.Table | list[RejectRow]) -> FileEntry:
+    """Write the rejects shard `root/REJECTS_FILE` from reject rows (or their table); returns its
+    ledger entry. Every producer of a dataset directory writes its rejects through this."""
+    table = rejects_table(rejects) if isinstance(rejects, list) else rejects.cast(REJECT_SCHEMA)
+    write_table(table, root / REJECTS_FILE)
+    return FileEntry.of(root, REJECTS_FILE, rows=table.num_rows)
+
+
+def read_rejects(root: str | Path) -> pa.Table:
+    """The rejects of a dataset directory (an empty table when it has none)."""
+    p = Path(root) / REJECTS_FILE
+    return pq.read_table(p, schema=REJECT_SCHEMA) if p.exists() else REJECT_SCHEMA.empty_table()
 
 
 @dataclass
@@ -129,6 +115,9 @@ class ShardSeries:
     shards: list[dict[str, Any]] = field(default_factory=list)  # committed: name, rows
     committed_upto: int = 0  # every draft index below this is in a committed shard
     hasher: Callable[[Path], Future[str]] | None = None  # hashes a closed shard off the writer thread
+    # Called with the open shard's path after each row group: flushing it to disk in the background
+    # leaves little for the fsync when the shard is committed (it would otherwise write it all then).
+    flusher: Callable[[Path], object] | None = None
     digests: dict[str, Future[str]] = field(default_factory=dict)
     _writer: pq.ParquetWriter | None = None
     _tmp: Path | None = None
@@ -164,6 +153,8 @@ class ShardSeries:
             self._writer = _parquet_writer(self._tmp, self.schema)
         group = pa.concat_tables(self._buffer)
         self._writer.write_table(group, row_group_size=max(group.num_rows, 1))
+        if self.flusher is not None and self._tmp is not None:
+            self.flusher(self._tmp)
         self._shard_bytes += self._buffer_bytes
         self._buffer, self._buffer_bytes = [], 0
 
@@ -177,7 +168,7 @@ class ShardSeries:
         self._writer.close()
         name = self._name(len(self.shards))
         size = self._tmp.stat().st_size
-        os.replace(self._tmp, self.work / name)
+        atomic.publish(self._tmp, self.work / name)
         self.shards.append({"name": name, "rows": self._shard_rows, "bytes": size})
         if self.hasher is not None:
             self.digests[name] = self.hasher(self.work / name)

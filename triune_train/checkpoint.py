@@ -10,9 +10,9 @@ Layout of a run::
         state.json                         step, total_steps, config hash, data position, counters
     RUN/metrics.jsonl, RUN/samples.jsonl, RUN/eval/, RUN/tensorboard/
 
-A checkpoint is written into ``checkpoints/.tmp-step-N``, every file fsync'd, then renamed to
-``step-N``: a directory named ``step-N`` is always complete, so Ctrl-C or a crash at any moment
-leaves the previous checkpoint loadable. Old checkpoints are renamed away before they are deleted
+A checkpoint is written into a hidden temporary directory beside ``step-N``, every file fsync'd,
+then renamed to ``step-N`` (`triune_data.atomic.swap_dir`): a directory named ``step-N`` is always
+complete, so Ctrl-C or a crash at any moment leaves the previous checkpoint loadable. Old checkpoints are renamed away before they are deleted
 for the same reason.
 
 Resuming continues exactly: weights, AdamW moments, the scheduler, the data position and the RNG
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from triune_data import atomic
 from triune_data.errors import TriuneError
-from triune_data.writer import atomic_write_json  # moves to triune_data.atomic with issue 7
 from triune_train.config import TrainConfig, resolved
 
 CONFIG = "config.json"
@@ -50,10 +50,6 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 class RunError(TriuneError):
     """A run directory cannot be used as asked (resume mismatch, existing run, broken checkpoint)."""
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,7 +68,7 @@ def prepare_run(out: str | Path, cfg: TrainConfig, *, resume: bool) -> Path | No
         if run.exists() and any(run.iterdir()):
             raise RunError(f"{run} is not empty: pass --resume to continue that run, or another --out")
         run.mkdir(parents=True, exist_ok=True)
-        _write_json(config_path, resolved(cfg))
+        atomic.write_json(config_path, resolved(cfg))
         return None
     if not config_path.exists():
         raise RunError(f"{run}: nothing to resume (no {CONFIG})")
@@ -171,26 +167,22 @@ def save_checkpoint(
 
     `state` (JSON) must hold at least ``step``; the trainer adds the data position and counters.
     """
-    root = Path(run) / CHECKPOINTS
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    with _no_progress_bars():
-        model.save_pretrained(tmp / POLICY)
-        processor.save_pretrained(tmp / POLICY)
-    trainer_state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),
-    }
-    torch.save(trainer_state, tmp / TRAINER_STATE)
-    (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2, sort_keys=True) + "\n")
-    _fsync_tree(tmp)
-    if final.exists():  # the same step saved again (a resumed run that ends where it resumed)
-        _remove(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
+    final = Path(run) / CHECKPOINTS / f"step-{step:06d}"
+
+    def write(tmp: Path) -> None:
+        with _no_progress_bars():
+            model.save_pretrained(tmp / POLICY)
+            processor.save_pretrained(tmp / POLICY)
+        trainer_state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+        }
+        torch.save(trainer_state, tmp / TRAINER_STATE)
+        (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2, sort_keys=True) + "\n")
+
+    # The same step saved again (a resumed run that ends where it resumed) replaces the old one.
+    atomic.swap_dir(final, write)
     for old in checkpoints(run)[:-keep]:
         _remove(old)
     return final
@@ -236,25 +228,6 @@ def _remove(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
     os.replace(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = [

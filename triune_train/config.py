@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from triune_data.errors import RecipeError
-from triune_data.recipe import _dotted, _line_of, _read_yaml
+from triune_data.recipe import dotted_path, read_yaml, yaml_line
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -319,7 +319,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> tuple[dict[st
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read, override and validate a train recipe; RecipeError names file:line:field (or the --set)."""
     path = Path(path)
-    data, node = _read_yaml(path)
+    data, node = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -346,9 +346,9 @@ def _recipe_error(exc: ValidationError, path: Path, node: yaml.Node | None, orig
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     for keys, text in origins.items():
         if tuple(loc[: len(keys)]) == keys or (loc and tuple(keys[: len(loc)]) == tuple(loc)):
-            return RecipeError(f"--set {text}: {_dotted(loc)}: {msg}{more}")
-    line = _line_of(node, loc) if node is not None else 1
-    return RecipeError(f"{path}:{line}: {_dotted(loc)}: {msg}{more}")
+            return RecipeError(f"--set {text}: {dotted_path(loc)}: {msg}{more}")
+    line = yaml_line(node, loc) if node is not None else 1
+    return RecipeError(f"{path}:{line}: {dotted_path(loc)}: {msg}{more}")
 
 
 def _allowed_keys(loc: list[Any]) -> list[str]:

@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 
 from triune_data.errors import DatasetError
 from triune_data.manifest import read_manifest
-from triune_data.schema import Sample, row_to_sample
+from triune_data.schema import row_to_sample
+from triune_data.types import Sample
 
 ALL = "*"  # the one group when no mixing weights are given
 ROW_GROUP_CACHE = 4  # decoded row groups kept (each up to the dataset's row-group size, ~32 MB)
@@ -100,17 +101,17 @@ def split_shards(root: str | Path, split: str) -> list[Path]:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory not found")
     manifest = read_manifest(root)
-    files = [f for f in manifest["files"] if f["split"] == split]
+    files = [f for f in manifest.files if f.split == split]
     if not files:
-        splits = ", ".join(sorted(manifest.get("rows_by_split", {}))) or "none"
+        splits = ", ".join(sorted(manifest.rows_by_split)) or "none"
         raise DatasetError(f"{root}: no rows in split {split!r} (splits: {splits})")
     paths = []
     for f in files:
-        p = root / f["path"]
+        p = root / f.path
         if not p.exists():
-            raise DatasetError(f"{root}: shard {f['path']} is missing")
-        if p.stat().st_size != f["bytes"]:
-            raise DatasetError(f"{root}: shard {f['path']} differs from the manifest (size)")
+            raise DatasetError(f"{root}: shard {f.path} is missing")
+        if p.stat().st_size != f.bytes:
+            raise DatasetError(f"{root}: shard {f.path} differs from the manifest (size)")
         paths.append(p)
     return paths
 

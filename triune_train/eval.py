@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triune_data.errors import UnknownVerifierError
-from triune_data.schema import Sample  # moves to triune_data.types with issue 7
-from triune_data.verifiers import RewardResult, get_verifier
-from triune_data.writer import atomic_write_bytes  # moves to triune_data.atomic with issue 7
+from triune_data import atomic
+from triune_data.coords import Frame
+from triune_data.types import Sample
+from triune_data.verifiers import RewardResult, ScoreItem, score_item_for
 from triune_train.metrics import CompletionRecord, completion_metrics, source_key
 from triune_train.prompts import build_prompt
 from triune_train.rewards.client import RewardBackend
@@ -41,54 +41,24 @@ from triune_train.rollout.base import Engine, PromptInputs, Rollout, SamplingPar
 # Rewards
 
 
-def _is_box_verifier(name: str) -> bool:
-    try:
-        return get_verifier(name).boxes
-    except UnknownVerifierError:
-        return False  # the backend reports it (a reward service may know verifiers we do not)
-
-
 def reward_item(
-    sample: Sample,
-    completion: str,
-    *,
-    step: int,
-    total_steps: int,
-    model_input_size: tuple[int, int] | None,
-    model_frame: str,
-) -> dict[str, Any]:
-    """The reward-protocol Item for one completion of `sample` (the one place items are built; issue 7
-    swaps its body for `triune_data.verifiers.score_item_for`).
+    prompt: PromptInputs, completion: str, *, step: int, total_steps: int, model_frame: Frame
+) -> ScoreItem:
+    """The reward item for one completion of `prompt` (the one place the trainer builds items).
 
-    Box verifiers get the gold boxes (canonical frame: stored-image pixels) and ``params["coords"]``
-    set to the family's frame, so the completion's boxes are read in the frame the model writes.
-    Params that are not JSON go as they are: the backend answers them with status error.
+    `score_item_for` with the size of the first image as the model saw it (the processor's result)
+    and the frame the model family writes boxes in, so box verifiers read the completion's boxes in
+    that frame and compare them with the stored-pixel gold boxes.
     """
-    spec = sample.reward
-    params: Any
-    try:
-        params = json.loads(spec.verifier_params or "{}")
-    except json.JSONDecodeError:
-        params = spec.verifier_params
-    ground_truth: Any = sample.ground_truth
-    if _is_box_verifier(spec.verifier):
-        ground_truth = [{"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]} for b in sample.boxes]
-        if isinstance(params, dict):
-            params = {**params, "coords": model_frame}
-    image_size = [sample.image_sizes[0].width, sample.image_sizes[0].height] if sample.image_sizes else None
-    return {
-        "verifier": spec.verifier,
-        "params": params,
-        "ground_truth": ground_truth,
-        "completion": completion,
-        "accuracy_weight": spec.accuracy_weight,
-        "format_weight": spec.format_weight,
-        "step": step,
-        "total_steps": total_steps,
-        "image_size": image_size,
-        "model_input_size": list(model_input_size) if model_input_size else None,
-        "data_source": sample.data_source,
-    }
+    size = prompt.model_input_sizes[0] if prompt.model_input_sizes else None
+    return score_item_for(
+        prompt.sample,
+        completion,
+        step=step,
+        total_steps=total_steps,
+        model_input_size=None if size is None else (float(size[0]), float(size[1])),
+        model_frame=model_frame,
+    )
 
 
 def score_rollouts(
@@ -98,23 +68,15 @@ def score_rollouts(
     *,
     step: int,
     total_steps: int,
-    model_frame: str,
+    model_frame: Frame,
 ) -> tuple[list[RewardResult], list[CompletionRecord]]:
     """Score every rollout with its sample's verifier; one result and one record per rollout."""
-    items = []
-    for r in rollouts:
-        p = prompts[r.prompt_index]
-        size = p.model_input_sizes[0] if p.model_input_sizes else None
-        items.append(
-            reward_item(
-                p.sample,
-                r.text,
-                step=step,
-                total_steps=total_steps,
-                model_input_size=size,
-                model_frame=model_frame,
-            )
+    items = [
+        reward_item(
+            prompts[r.prompt_index], r.text, step=step, total_steps=total_steps, model_frame=model_frame
         )
+        for r in rollouts
+    ]
     results = backend.score(items) if items else []
     records = [
         CompletionRecord(
@@ -132,6 +94,7 @@ def score_rollouts(
             group=r.prompt_index,
             neutralized=r.neutralized,
             sample_id=prompts[r.prompt_index].sample.id,
+            prediction=res.prediction,
         )
         for r, res in zip(rollouts, results, strict=True)
     ]
@@ -229,7 +192,7 @@ def write_eval(out: str | Path, result: EvalOutput) -> dict[str, Any]:
         if p.model_input_sizes:
             row["model_input_size"] = list(p.model_input_sizes[0])
         lines.append(json.dumps(row, ensure_ascii=False))
-    atomic_write_bytes(out / "completions.jsonl", "".join(f"{line}\n" for line in lines).encode())
+    atomic.write_bytes(out / "completions.jsonl", "".join(f"{line}\n" for line in lines).encode())
     index: Counter[int] = Counter()
     results = []
     for rec in result.records:
@@ -244,12 +207,15 @@ def write_eval(out: str | Path, result: EvalOutput) -> dict[str, Any]:
                 "accuracy": rec.accuracy,
                 "format": rec.format,
                 "components": rec.components,
+                "prediction": rec.prediction,
                 "response_tokens": rec.response_tokens,
                 "truncated": rec.truncated,
             }
         )
         index[rec.group] += 1
-    atomic_write_bytes(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results).encode())
+    atomic.write_bytes(
+        out / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results).encode()
+    )
     summary = {
         "split": result.split,
         "prompts": len(result.prompts),
@@ -258,7 +224,7 @@ def write_eval(out: str | Path, result: EvalOutput) -> dict[str, Any]:
         "by_source": per_source_table(result.metrics, split=result.split),
         "metrics": result.metrics,
     }
-    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    atomic.write_json(out / "summary.json", summary)
     return summary
 
 

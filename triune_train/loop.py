@@ -45,10 +45,11 @@ import torch
 
 from triune_data.errors import DatasetError, TriuneError, UnknownVerifierError
 from triune_data.schema import row_to_sample
+from triune_data.verifiers import score_item_for
 from triune_train.checkpoint import POLICY, latest_checkpoint, load_checkpoint, prepare_run, save_checkpoint
 from triune_train.config import TrainConfig
 from triune_train.data import TrainStream, read_split
-from triune_train.eval import build_prompts, evaluate, reward_item, score_rollouts, skip_metrics, write_eval
+from triune_train.eval import build_prompts, evaluate, score_rollouts, skip_metrics, write_eval
 from triune_train.grpo import advantage_stats
 from triune_train.metrics import MetricsLogger, completion_metrics, sample_completions
 from triune_train.models.freeze import freeze, param_groups
@@ -306,10 +307,7 @@ def _check_verifiers(stream: TrainStream, backend: RewardBackend) -> None:
     for i in sorted(rows):
         first.setdefault(specs[i]["verifier"], i)
     samples = [row_to_sample(r) for r in stream.reader.rows(list(first.values()))]
-    items = [
-        reward_item(s, "", step=0, total_steps=0, model_input_size=None, model_frame="pixel") for s in samples
-    ]
-    results = backend.score(items)
+    results = backend.score([score_item_for(s, "") for s in samples])
     for s, r in zip(samples, results, strict=True):
         if r.status == "error" and "unknown verifier" in r.message:
             raise UnknownVerifierError(

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triune_data import atomic
 from triune_data.errors import TriuneError
+from triune_data.verifiers import Prediction
 
 REFLECTION_WORDS: tuple[str, ...] = (
     "re-check", "re-evaluate", "re-examine", "re-think", "recheck", "reevaluate", "reexamine",
@@ -66,7 +67,8 @@ class CompletionRecord:
 
     `group` identifies the prompt (rollouts of one prompt share it); `status` is the reward
     status (ok | not_applicable | error | timeout); `neutralized` counts vision placeholder tokens
-    replaced after sampling; `sample_id` names the stored sample (for the sample log).
+    replaced after sampling; `sample_id` names the stored sample (for the sample log); `prediction`
+    is what the verifier read from the completion (`RewardResult.prediction`).
     """
 
     data_source: str
@@ -83,6 +85,7 @@ class CompletionRecord:
     group: int
     neutralized: int = 0
     sample_id: str = ""
+    prediction: Prediction = None
 
 
 def has_reflection(text: str) -> bool:
@@ -255,6 +258,7 @@ def sample_completions(
                     "response_tokens": r.response_tokens,
                     "truncated": r.truncated,
                     "reflection": has_reflection(r.text),
+                    "prediction": r.prediction,
                     "text": r.text[:max_chars],
                 }
             )
@@ -263,20 +267,6 @@ def sample_completions(
 
 # ----------------------------------------------------------------------------------------------
 # Files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename (one swap for triune_data.atomic)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_safe(value: Any) -> Any:
@@ -316,7 +306,7 @@ def _truncate_log(path: Path, resume_step: int | None) -> None:
     rows, bad = _read_jsonl(path)
     keep = rows if resume_step is None else [r for r in rows if r["step"] < resume_step]
     if bad or len(keep) != len(rows):
-        _write_atomic(path, b"".join(json.dumps(r).encode() + b"\n" for r in keep))
+        atomic.write_bytes(path, b"".join(json.dumps(r).encode() + b"\n" for r in keep))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

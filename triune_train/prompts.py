@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from triune_data.schema import IMAGE_PLACEHOLDER, Sample
+from triune_data.types import IMAGE_PLACEHOLDER, Sample
 from triune_train.models.families import VISION_TOKENS
 from triune_train.rollout.base import PromptInputs, Skip
 

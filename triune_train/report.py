@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triune_train.metrics import ALL, _write_atomic, read_metrics, read_samples, source_key
+from triune_data import atomic
+from triune_train.metrics import ALL, read_metrics, read_samples, source_key
 
 # (metric, better): the summary table's rows; better = max, min, or None (no "best").
 SUMMARY: tuple[tuple[str, Callable[[Sequence[float]], float] | None], ...] = (
@@ -188,7 +189,7 @@ def _plot(path: Path, title: str, lines: Sequence[tuple[str, _Series]]) -> None:
     ax.grid(alpha=0.3)
     if len(lines) > 1:
         ax.legend(fontsize=8, loc="best")
-    fig.savefig(path, format="png", metadata={"Software": None})
+    atomic.write_file(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
 
 
 def _fmt(v: float | None) -> str:
@@ -313,5 +314,5 @@ def write_report(run_dir: str | Path) -> Path:
         "</body></html>\n"
     )
     path = run / "report.html"
-    _write_atomic(path, page.encode())
+    atomic.write_bytes(path, page.encode())
     return path

@@ -3,7 +3,15 @@ import random
 import numpy as np
 import pytest
 
-from triune_data.coords import from_canonical, resized_size, smart_resize, to_canonical
+from triune_data.coords import (
+    FRAMES,
+    box_from_canonical,
+    box_to_canonical,
+    from_canonical,
+    resized_size,
+    smart_resize,
+    to_canonical,
+)
 
 try:  # the torchvision-backed module is the reference; its PIL twin is "Copied from" it verbatim
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
@@ -113,3 +121,16 @@ def test_empty_boxes_keep_shape():
 def test_bad_input_raises(boxes, frame, image_size, model_input_size):
     with pytest.raises(ValueError):
         to_canonical(boxes, frame, image_size=image_size, model_input_size=model_input_size)
+
+
+@pytest.mark.parametrize("frame", FRAMES)
+@pytest.mark.parametrize("model_input_size", [None, (644, 476)])
+def test_one_box_converts_exactly_as_the_array(frame, model_input_size):
+    """The scalar conversions (the build's hot path, the export) are the array ones, bit for bit."""
+    rng = np.random.default_rng(0)
+    sizes = {"image_size": (640, 427), "model_input_size": model_input_size}
+    for box in rng.uniform(0, 1000, size=(200, 4)).round(rng.integers(0, 4)).tolist():
+        assert box_to_canonical(box, frame, **sizes) == tuple(to_canonical([box], frame, **sizes)[0].tolist())
+        assert box_from_canonical(box, frame, **sizes) == tuple(
+            from_canonical([box], frame, **sizes)[0].tolist()
+        )

@@ -6,11 +6,6 @@ import pytest
 from PIL import Image
 
 from triune_data.images import (
-    CORRUPT_IMAGE,
-    EXTREME_ASPECT_RATIO,
-    IMAGE_TOO_LARGE,
-    TRUNCATED_IMAGE,
-    UNKNOWN_IMAGE_FORMAT,
     ImagePolicy,
     ImageProblem,
     probe,
@@ -46,15 +41,15 @@ def test_probe_reads_size_and_format(fmt):
 @pytest.mark.parametrize(
     "data, reason",
     [
-        (b"", CORRUPT_IMAGE),
-        (b"hello, not an image at all", UNKNOWN_IMAGE_FORMAT),
-        (encode("JPEG", size=(256, 256))[:-2000], TRUNCATED_IMAGE),
-        (encode("PNG", size=(256, 256))[:-20], TRUNCATED_IMAGE),
-        (encode("GIF", size=(256, 256))[:-3], TRUNCATED_IMAGE),
-        (encode("WEBP", size=(256, 256))[:-100], TRUNCATED_IMAGE),
-        (png_header_only(20_000, 20_000), IMAGE_TOO_LARGE),  # 400 Mpx decompression bomb
-        (png_header_only(10_000, 40), EXTREME_ASPECT_RATIO),
-        (encode("ICO", size=(32, 32)), UNKNOWN_IMAGE_FORMAT),  # readable, but not an accepted format
+        (b"", "corrupt_image"),
+        (b"hello, not an image at all", "unknown_image_format"),
+        (encode("JPEG", size=(256, 256))[:-2000], "truncated_image"),
+        (encode("PNG", size=(256, 256))[:-20], "truncated_image"),
+        (encode("GIF", size=(256, 256))[:-3], "truncated_image"),
+        (encode("WEBP", size=(256, 256))[:-100], "truncated_image"),
+        (png_header_only(20_000, 20_000), "image_too_large"),  # 400 Mpx decompression bomb
+        (png_header_only(10_000, 40), "extreme_aspect_ratio"),
+        (encode("ICO", size=(32, 32)), "unknown_image_format"),  # readable, but not an accepted format
     ],
     ids=[
         "empty",
@@ -79,7 +74,7 @@ def test_pixel_limit_is_configurable():
     assert probe(data, ImagePolicy(max_pixels=10_000)).width == 100
     with pytest.raises(ImageProblem) as exc:
         probe(data, ImagePolicy(max_pixels=9_999))
-    assert exc.value.reason == IMAGE_TOO_LARGE
+    assert exc.value.reason == "image_too_large"
 
 
 def test_decode_check_finds_damage_the_header_check_cannot_see():
@@ -90,7 +85,7 @@ def test_decode_check_finds_damage_the_header_check_cannot_see():
     assert probe(broken).width == 64  # header mode: size is readable, end marker present
     with pytest.raises(ImageProblem) as exc:
         probe(broken, ImagePolicy(check="decode"))
-    assert exc.value.reason == CORRUPT_IMAGE
+    assert exc.value.reason == "corrupt_image"
 
 
 def _jpeg_with_exif_thumbnail() -> bytes:

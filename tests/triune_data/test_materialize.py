@@ -6,8 +6,8 @@ from PIL import Image
 
 from triune_data.errors import RecipeError
 from triune_data.materialize import MaterializeOptions, SourceRun, boxes_answer, materialize
-from triune_data.schema import Message, Sample
 from triune_data.sources.base import Draft, DraftBox, ImageBytes, ImageFile, Reject
+from triune_data.types import Message, Sample
 
 
 def jpeg(w=200, h=100) -> bytes:
@@ -117,7 +117,7 @@ def test_recipe_weights_override_task_defaults():
 
 
 def test_boxes_answer_is_qwen_style():
-    from triune_data.schema import Box
+    from triune_data.types import Box
 
     text = boxes_answer([Box("cat", 1.0, 2.5, 30.0, 40.125)])
     assert json.loads(text) == [{"bbox_2d": [1, 2.5, 30, 40.12], "label": "cat"}]

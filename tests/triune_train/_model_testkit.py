@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image as PILImage
 
-from triune_data.schema import Image, ImageSize, Message, Provenance, RewardSpec, Sample
+from triune_data.types import Image, ImageSize, Message, Provenance, RewardSpec, Sample
 from triune_train.rollout.base import PromptInputs
 
 if TYPE_CHECKING:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cli import app
 from tests.triune_train._loop_testkit import build_colours
-from triune_data.schema import Box
+from triune_data.coords import box_from_canonical
+from triune_data.verifiers import ScoreItem, score
 from triune_train.eval import eval_model, per_source_table, reward_item
 from triune_train.rewards.scoring import score_dataset
+from triune_train.rollout.base import PromptInputs
 
 runner = CliRunner()
 
@@ -48,8 +52,8 @@ def test_eval_writes_completions_results_and_a_per_source_table(colours, tmp_pat
     )
     assert rescored["total"]["count"] == 12
     again = lines(tmp_path / "rescored.jsonl")
-    assert [(r["id"], r["index"], r["reward"]) for r in again] == [
-        (r["id"], r["index"], r["reward"]) for r in results
+    assert [(r["id"], r["index"], r["reward"], r["prediction"]) for r in again] == [
+        (r["id"], r["index"], r["reward"], r["prediction"]) for r in results
     ]
 
 
@@ -61,21 +65,52 @@ def test_greedy_eval_is_deterministic(colours, tmp_path):
     ).read_text()
 
 
-def test_reward_item_carries_boxes_frame_sizes_and_step(small_dataset):
+def detection_answer(boxes) -> str:
+    body = json.dumps([{"bbox_2d": [round(v, 6) for v in b], "label": lab} for lab, b in boxes])
+    return f"<think>boxes</think>\n<answer>{body}</answer>"
+
+
+@pytest.mark.parametrize("frame", ["pixel", "norm1000", "norm1"])
+def test_reward_item_reads_boxes_in_the_family_frame_of_the_model_input(small_dataset, frame):
     from triune_train.data import read_split
 
     det = next(s for s in read_split(small_dataset, "train") if s.task == "detection")
-    item = reward_item(
-        det, "<answer>[]</answer>", step=3, total_steps=10, model_input_size=(112, 84), model_frame="norm1000"
+    model_size = (112, 84)  # the resized image the model saw, not the stored one
+    prompt = PromptInputs(
+        sample=det, text="", input_ids=torch.zeros(1, dtype=torch.long), model_input_sizes=[model_size]
     )
-    assert item["verifier"] == "detection" and item["params"]["coords"] == "norm1000"
-    first: Box = det.boxes[0]
-    assert item["ground_truth"][0] == {"label": first.label, "bbox": [first.x1, first.y1, first.x2, first.y2]}
-    assert item["image_size"] == [det.image_sizes[0].width, det.image_sizes[0].height]
-    assert (item["model_input_size"], item["step"], item["total_steps"]) == ([112, 84], 3, 10)
+    stored = (det.image_sizes[0].width, det.image_sizes[0].height)
+    gold = [(b.label, (b.x1, b.y1, b.x2, b.y2)) for b in det.boxes]
+    in_frame = [
+        (lab, box_from_canonical(box, frame, image_size=stored, model_input_size=model_size))
+        for lab, box in gold
+    ]
+    item = reward_item(prompt, detection_answer(in_frame), step=3, total_steps=10, model_frame=frame)
+    assert isinstance(item, ScoreItem)
+    assert (item.verifier, item.model_frame, item.id) == ("detection", frame, det.id)
+    assert (item.step, item.total_steps) == (3, 10)
+    assert item.model_input_size == (112.0, 84.0) and item.image_size == (float(stored[0]), float(stored[1]))
+    assert item.ground_truth == list(det.boxes)
+    assert item.params == det.reward.verifier_params  # the stored text, parsed by `score`
+    result = score(item)
+    assert result.status == "ok" and result.accuracy == pytest.approx(1.0, abs=1e-4)  # 6-decimal answer
+    # The prediction is reported back in the canonical frame (stored-image pixels).
+    read = [v for p in result.prediction for v in p["bbox"]]
+    assert read == pytest.approx([v for _, box in gold for v in box], abs=0.05)
+    # The same numbers read as stored-image pixels miss: the frame and the model's input size matter.
+    wrong = {"model_input_size": None} if frame == "pixel" else {"model_frame": None}
+    assert stored != model_size and score(dataclasses.replace(item, **wrong)).accuracy < 0.9
+
+
+def test_reward_item_of_a_text_task_and_a_prompt_without_images(small_dataset):
+    from triune_train.data import read_split
+
     maths = next(s for s in read_split(small_dataset, "train") if s.task == "math")
-    item = reward_item(maths, "4", step=0, total_steps=0, model_input_size=None, model_frame="pixel")
-    assert item["ground_truth"] == maths.ground_truth and "coords" not in item["params"]
+    prompt = PromptInputs(sample=maths, text="", input_ids=torch.zeros(1, dtype=torch.long))
+    answer = f"<answer>\\boxed{{{maths.ground_truth}}}</answer>"
+    item = reward_item(prompt, answer, step=0, total_steps=0, model_frame="pixel")
+    assert item.ground_truth == maths.ground_truth and item.model_input_size is None
+    assert score(item).accuracy == 1.0
 
 
 def test_per_source_table_keeps_table_metrics():

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from tests.triune_train._loop_testkit import build_colours, metrics_by_step, train_config
+from triune_data import atomic
 from triune_data.errors import DatasetError, UnknownVerifierError
-from triune_data.writer import atomic_write_json, sha256_file
+from triune_data.manifest import sha256_file
 from triune_train.checkpoint import latest_checkpoint
 from triune_train.data import TrainStream
 from triune_train.eval import build_prompts, score_rollouts
@@ -206,7 +207,7 @@ def test_a_verifier_the_backend_does_not_know_fails_in_one_line(colours, tmp_pat
             r["reward"]["verifier"] = "no_such_verifier"
         pq.write_table(table.from_pylist(rows, schema=table.schema), data / f["path"])
         f["bytes"], f["sha256"] = (data / f["path"]).stat().st_size, sha256_file(data / f["path"])
-    atomic_write_json(data / "manifest.json", manifest)
+    atomic.write_json(data / "manifest.json", manifest)
     with pytest.raises(UnknownVerifierError, match="data_source 'colours': the reward backend does not know"):
         train(train_config(data), tmp_path / "run", echo=None)
     assert not (tmp_path / "run" / "base_model").exists()

@@ -26,14 +26,13 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from triune_data.schema import TASK_CATEGORY, Box, Message
-
-BoxFrame: TypeAlias = Literal["pixel", "norm1000", "norm1"]
-
+from triune_data.coords import Frame
+from triune_data.rejects import RejectReason
+from triune_data.types import TASKS, Box, Message, Task
 
 # ----------------------------------------------------------------------------------------------
 # Where an image comes from. Loading happens in the pipeline's workers, not in the adapter.
@@ -96,7 +95,7 @@ class Draft:
     images: list[ImageSource]
     original_id: str
     boxes: list[DraftBox] = field(default_factory=list)
-    box_frame: BoxFrame = "pixel"
+    box_frame: Frame = "pixel"  # the frame of `boxes` (`triune_data.coords`)
     verifier: str | None = None  # None: the task's default verifier
     verifier_params: dict[str, Any] = field(default_factory=dict)
     accuracy_weight: float | None = None  # None: the task's default
@@ -104,23 +103,19 @@ class Draft:
     file: str | None = None  # source file, for provenance and reject rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reject:
-    """A record that will not become a sample, with a named reason (a counter in every report)."""
+    """A record that will not become a sample, with a named reason (a counter in every report).
 
-    reason: str
+    `id` names the record as the sample would have been named (the build prefixes the
+    data_source), or by its place in the source when it has no id of its own ("line7", "images[3]").
+    """
+
+    reason: RejectReason
     detail: str
+    id: str
     original_id: str = ""
-    id: str = ""
     file: str | None = None
-
-
-# Reasons used across adapters and the pipeline (adapters may add their own, snake_case).
-MALFORMED_RECORD = "malformed_record"
-MISSING_ANSWER = "missing_answer"
-MISSING_IMAGE_FILE = "missing_image_file"
-INVALID_BOX = "invalid_box"
-INVALID_TEXT = "invalid_text_encoding"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,19 +207,33 @@ class SourceSpec:
     name: str
     options: type[SourceOptions]
     read: ReadFn
-    tasks: tuple[str, ...]  # tasks this adapter can produce (for docs and recipe checks)
+    tasks: tuple[Task, ...]  # tasks this adapter can produce (for docs and recipe checks)
 
 
 _SOURCES: dict[str, SourceSpec] = {}
 
 
 def register_source(
-    name: str, *, options: type[SourceOptions], tasks: tuple[str, ...] = tuple(TASK_CATEGORY)
+    name: str, *, options: type[SourceOptions], tasks: tuple[Task, ...] = TASKS
 ) -> Callable[[ReadFn], ReadFn]:
+    """Register `fn` as the adapter `name`, reading `options` and producing samples of `tasks`.
+
+    Checked here, so a mistake fails at import: the name is a unique non-empty string, `options`
+    is a `SourceOptions` subclass and `tasks` are known tasks.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"source adapter names must be non-empty strings, got {name!r}")
+    if not (isinstance(options, type) and issubclass(options, SourceOptions)):
+        raise TypeError(f"source adapter {name!r}: options must be a SourceOptions subclass, got {options!r}")
+    if not tasks or any(t not in TASKS for t in tasks):
+        raise ValueError(f"source adapter {name!r}: tasks must be among {', '.join(TASKS)}, got {tasks!r}")
+
     def wrap(fn: ReadFn) -> ReadFn:
+        if not callable(fn):
+            raise TypeError(f"source adapter {name!r}: {fn!r} is not callable")
         if name in _SOURCES:
             raise ValueError(f"source adapter {name!r} is already registered")
-        _SOURCES[name] = SourceSpec(name, options, fn, tasks)
+        _SOURCES[name] = SourceSpec(name, options, fn, tuple(tasks))
         return fn
 
     return wrap
@@ -365,22 +374,14 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | Reject]]:
             try:
                 yield lineno, json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError:
+                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
                 yield (
                     lineno,
-                    Reject(
-                        INVALID_TEXT, f"line {lineno}: not UTF-8", original_id=f"line{lineno}", file=str(path)
-                    ),
+                    Reject(reason="invalid_text_encoding", detail=f"line {lineno}: not UTF-8", **where),
                 )
             except json.JSONDecodeError as exc:
-                yield (
-                    lineno,
-                    Reject(
-                        MALFORMED_RECORD,
-                        f"line {lineno}: {exc.msg}",
-                        original_id=f"line{lineno}",
-                        file=str(path),
-                    ),
-                )
+                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
+                yield lineno, Reject(reason="malformed_record", detail=f"line {lineno}: {exc.msg}", **where)
 
 
 def take(records: Iterator[Draft | Reject], limit: int | None) -> Iterator[Draft | Reject]:

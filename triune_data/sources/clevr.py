@@ -26,10 +26,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, first, image_file, text
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
-    MISSING_ANSWER,
     Draft,
     Reject,
     SourceContext,
@@ -38,8 +35,9 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, first, image_file, text
+from triune_data.sources.common.ids import record_id
 
-NOT_COUNTING = "not_counting"
 _COUNT = re.compile(r"\s*(?:<answer>\s*(\d{1,9})\s*</answer>|(\d{1,9}))\s*")  # linear: no nested repeats
 _KEYS = {  # layout -> (image, question, answer, id) keys, first present wins
     "clevr": (["image_filename"], ["question"], ["answer"], ["question_index"]),
@@ -80,14 +78,14 @@ def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[str, Any]]]:
 def count(value: Any) -> str:
     """The answer as a decimal count, or BadRecord (`missing_answer`, `not_counting`)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise BadRecord(MISSING_ANSWER, "no answer")
+        raise BadRecord("missing_answer", "no answer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     m = _COUNT.fullmatch(value) if isinstance(value, str) else None
     if m is None:
-        raise BadRecord(NOT_COUNTING, f"answer {str(value)[:40]!r} is not a count")
+        raise BadRecord("not_counting", f"answer {str(value)[:40]!r} is not a count")
     return str(int(m.group(1) or m.group(2)))
 
 
@@ -102,14 +100,13 @@ def read_clevr(opts: ClevrOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             continue
         try:
             if not isinstance(row, dict):
-                raise BadRecord(MALFORMED_RECORD, f"record is a {type(row).__name__}, not an object")
-            own = next((row[k] for k in id_keys if isinstance(row.get(k), (int, str))), None)
-            rid = rid if own is None or isinstance(own, bool) else str(own)
+                raise BadRecord("malformed_record", f"record is a {type(row).__name__}, not an object")
+            rid = record_id(row, id_keys, position=rid)
             answer = count(next((row[k] for k in answer_keys if k in row), None))
             question = text(first(row, question_keys, "question"), "question")
             image = image_file(root, first(row, image_keys, "image"))
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue
         prompt = ctx.prompt("counting", rid, num_images=1, question=question)
         yield Draft(rid, "counting", prompt, answer, answer, [image], rid, file=opts.path)

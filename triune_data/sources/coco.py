@@ -31,9 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import RecipeError, SourceError
-from triune_data.sources._fields import BadRecord, coords, image_file, number, text
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
     Draft,
     DraftBox,
     Reject,
@@ -45,13 +43,13 @@ from triune_data.sources.base import (
     stream_json_items,
     streams,
 )
+from triune_data.sources.common.fields import BadRecord, coords, image_file, number, text
+from triune_data.sources.common.ids import own_id
 
 
 def _key(value: Any) -> int | str | None:
-    return value if type(value) in _ID_TYPES else None
-
-
-_ID_TYPES = frozenset({int, str})
+    """An id as COCO joins on it (its own type kept), or None when it is no id (`own_id`'s rule)."""
+    return value if own_id(value) is not None else None
 
 
 class CocoOptions(SourceOptions):
@@ -117,13 +115,13 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         oid = f"images[{i}]" if iid is None else str(iid)
         try:
             if iid is None:
-                raise BadRecord(MALFORMED_RECORD, f"images[{i}] has no usable id")
+                raise BadRecord("malformed_record", f"images[{i}] has no usable id")
             if iid in seen:
                 raise BadRecord("duplicate_id", f"image id {iid!r} listed twice in `images`")
             seen.add(iid)
             units = coco.units(iid, im, index.get(iid))
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=oid, file=coco.file)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=oid, original_id=oid, file=coco.file)
             continue
         yield from units
     # Annotations of images not listed, in file order: one reject each.
@@ -132,7 +130,8 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         ann = ann if isinstance(ann, dict) else {}
         aid = ann.get("id", i)
         detail = f"annotation {aid}: image_id {ann.get('image_id')!r} is not in `images`"
-        yield Reject(MALFORMED_RECORD, detail, original_id=f"annotation {aid}", file=coco.file)
+        oid = f"annotation {aid}"
+        yield Reject(reason="malformed_record", detail=detail, id=oid, original_id=oid, file=coco.file)
 
 
 def _open(path: Path) -> tuple[list, Iterable[Any], Iterable[Any]]:
@@ -248,7 +247,7 @@ class _Coco:
             cid = _key(category_id)
             if cid not in names:
                 raise BadRecord(
-                    MALFORMED_RECORD,
+                    "malformed_record",
                     f"annotation {aid}: unknown category_id {category_id!r}",
                 )
             x, y, w, h = coords(bbox, f"annotation {aid} bbox")
@@ -271,7 +270,9 @@ class _Coco:
         def unit(uid: str, cs: list[int | str], pool: str, **fields: Any) -> Draft | Reject:
             problem = self.problem(cs, boxes, crowded, area)
             if problem:
-                return Reject(*problem, original_id=str(iid), id=uid, file=self.file)
+                return Reject(
+                    reason=problem.reason, detail=problem.detail, id=uid, original_id=str(iid), file=self.file
+                )
             prompt = self.ctx.prompt(pool, uid, num_images=1, **fields)
             if opts.mode == "counting":
                 n = str(len(boxes[cs[0]]))
@@ -288,23 +289,23 @@ class _Coco:
             out += [unit(f"{iid}-{c}", [c], "detection_single", category=names[c]) for c in cats]
         return out
 
-    def problem(self, cats: list, boxes: dict, crowded: set, area: float) -> tuple[str, str] | None:
+    def problem(self, cats: list, boxes: dict, crowded: set, area: float) -> BadRecord | None:
         """Why the unit over `cats` is rejected, or None."""
         opts = self.opts
         lo, hi = opts.min_count or 0, math.inf if opts.max_count is None else opts.max_count
         for c in cats:
             n, name = len(boxes[c]), self.names[c]
             if c in crowded:
-                return "crowd_region", f"{name!r} has a crowd region"
+                return BadRecord("crowd_region", f"{name!r} has a crowd region")
             if opts.max_boxes_per_category and n > opts.max_boxes_per_category:
-                return "too_many_boxes", f"{n} boxes of {name!r} > {opts.max_boxes_per_category}"
+                return BadRecord("too_many_boxes", f"{n} boxes of {name!r} > {opts.max_boxes_per_category}")
             if not lo <= n <= hi:
-                return "count_out_of_range", f"{n} {name!r} outside [{lo}, {hi}]"
+                return BadRecord("count_out_of_range", f"{n} {name!r} outside [{lo}, {hi}]")
             for b in boxes[c] if opts.max_box_area_fraction else ():
                 frac = (b.x2 - b.x1) * (b.y2 - b.y1) / area
                 # Inverted and NaN boxes are left to the pipeline's `invalid_box`.
                 if b.x2 > b.x1 and b.y2 > b.y1 and math.isfinite(frac) and frac > opts.max_box_area_fraction:
-                    return "box_too_large", f"a {name!r} box covers {frac:.0%} of the image"
+                    return BadRecord("box_too_large", f"a {name!r} box covers {frac:.0%} of the image")
         return None
 
 
@@ -312,6 +313,6 @@ def _image_area(im: dict) -> float:
     w, h = im.get("width"), im.get("height")
     if not (number(w) and number(h) and 0 < w < 1e300 and 0 < h < 1e300):
         raise BadRecord(
-            MALFORMED_RECORD, f"image {im.get('id')!r}: no usable width/height for the box-area check"
+            "malformed_record", f"image {im.get('id')!r}: no usable width/height for the box-area check"
         )
     return float(w) * float(h)

@@ -31,10 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, image_file, number, text
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
-    MISSING_ANSWER,
     Draft,
     Reject,
     SourceContext,
@@ -43,10 +40,8 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
-
-LOW_AGREEMENT = "low_answer_agreement"
-TOO_LONG = "answer_too_long"
-NOT_ENGLISH = "not_english"
+from triune_data.sources.common.fields import BadRecord, image_file, number, text
+from triune_data.sources.common.ids import record_id
 
 
 class OcrVqaOptions(SourceOptions):
@@ -98,11 +93,11 @@ def _answers(value: Any) -> list[str]:
         if number(v):
             out.append(str(v))
         elif not isinstance(v, str):
-            raise BadRecord(MALFORMED_RECORD, f"answers are not text: {str(value)[:80]!r}")
+            raise BadRecord("malformed_record", f"answers are not text: {str(value)[:80]!r}")
         elif v.strip():
             out.append(text(v, "answer"))
     if not out:
-        raise BadRecord(MISSING_ANSWER, "no answer")
+        raise BadRecord("missing_answer", "no answer")
     return out
 
 
@@ -118,23 +113,21 @@ def read_ocr_vqa(opts: OcrVqaOptions, ctx: SourceContext) -> Iterator[Draft | Re
         if isinstance(row, Reject):
             yield row
             continue
-        if isinstance(row, dict):
-            own = next((row[k] for k in ("question_id", "id") if k in row), None)
-            rid = str(own) if isinstance(own, (str, int)) and not isinstance(own, bool) and str(own) else rid
+        rid = record_id(row, ("question_id", "id"), position=rid)
         try:
             yield _draft(rid, row, layout, opts, ctx, root)
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
 
 
 def _draft(rid: str, row: Any, layout: str, opts: OcrVqaOptions, ctx: SourceContext, root: Path) -> Draft:
     if not isinstance(row, dict):
-        raise BadRecord(MALFORMED_RECORD, f"record is a {type(row).__name__}, not an object")
+        raise BadRecord("malformed_record", f"record is a {type(row).__name__}, not an object")
     question = text(row.get("question"), "question")
     if layout == "textvqa":
         iid = row.get("image_id")
         if not isinstance(iid, str) or not iid.strip():
-            raise BadRecord(MALFORMED_RECORD, f"image_id is missing or not text: {str(iid)[:40]!r}")
+            raise BadRecord("malformed_record", f"image_id is missing or not text: {str(iid)[:40]!r}")
         image = image_file(root, f"{iid}.jpg")
         answers = row.get("answers")
     else:
@@ -145,14 +138,15 @@ def _draft(rid: str, row: Any, layout: str, opts: OcrVqaOptions, ctx: SourceCont
     truth, votes, alternatives = vote(_answers(answers))
     if opts.min_answer_agreement and votes < opts.min_answer_agreement:
         raise BadRecord(
-            LOW_AGREEMENT, f"top answer {truth[:40]!r} has {votes} < {opts.min_answer_agreement} votes"
+            "low_answer_agreement",
+            f"top answer {truth[:40]!r} has {votes} < {opts.min_answer_agreement} votes",
         )
     if opts.max_answer_chars and len(truth) > opts.max_answer_chars:
         raise BadRecord(
-            TOO_LONG, f"answer of {len(truth)} > {opts.max_answer_chars} characters: {truth[:40]!r}"
+            "answer_too_long", f"answer of {len(truth)} > {opts.max_answer_chars} characters: {truth[:40]!r}"
         )
     if opts.english_only and not (english(question) and english(truth)):
-        raise BadRecord(NOT_ENGLISH, f"non-ASCII letters in {question[:30]!r} / {truth[:30]!r}")
+        raise BadRecord("not_english", f"non-ASCII letters in {question[:30]!r} / {truth[:30]!r}")
     prompt = ctx.prompt("ocr", rid, num_images=1, question=question)
     params = {"alternatives": alternatives} if alternatives else {}
     return Draft(rid, "ocr", prompt, truth, truth, [image], rid, verifier_params=params, file=opts.path)

@@ -25,9 +25,7 @@ from pathlib import Path
 from pydantic import Field
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, coords, image_file, text
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
     Draft,
     DraftBox,
     Reject,
@@ -37,6 +35,7 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, coords, image_file, text
 
 
 class OdvgOptions(SourceOptions):
@@ -65,7 +64,7 @@ def read_odvg(opts: OdvgOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         oid = f"line{lineno}"
         try:
             if not isinstance(row, dict):
-                raise BadRecord(MALFORMED_RECORD, f"line {lineno} is a {type(row).__name__}, not an object")
+                raise BadRecord("malformed_record", f"line {lineno} is a {type(row).__name__}, not an object")
             image = image_file(root, row.get("filename"))
             oid = image.name
             if isinstance(row.get("detection"), dict):
@@ -73,9 +72,9 @@ def read_odvg(opts: OdvgOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
             elif isinstance(row.get("grounding"), dict):
                 units = list(_grounding(oid, row["grounding"]))
             else:
-                raise BadRecord(MALFORMED_RECORD, "row has neither `detection` nor `grounding`")
+                raise BadRecord("malformed_record", "row has neither `detection` nor `grounding`")
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=oid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=oid, original_id=oid, file=opts.path)
             continue
         for uid, task, boxes, fields in units:
             prompt = ctx.prompt(task, uid, num_images=1, **fields)  # pools `detection`, `grounding`
@@ -88,11 +87,11 @@ Unit = tuple[str, str, list[DraftBox], dict[str, str]]  # id, task, boxes, promp
 def _items(block: dict, key: str) -> list:
     items = block.get(key)
     if not isinstance(items, list):
-        raise BadRecord(MALFORMED_RECORD, f"`{key}` is not a list")
+        raise BadRecord("malformed_record", f"`{key}` is not a list")
     if not items:
         raise BadRecord("no_annotations", f"`{key}` is empty")
     if not all(isinstance(it, dict) for it in items):
-        raise BadRecord(MALFORMED_RECORD, f"`{key}` holds a non-object")
+        raise BadRecord("malformed_record", f"`{key}` holds a non-object")
     return items
 
 
@@ -105,7 +104,7 @@ def _detection(oid: str, block: dict, labels: dict[str, str]) -> Unit:
             name = labels.get(str(label)) if type(label) in (int, str) else None  # not JSON true/false
             if name is None:
                 raise BadRecord(
-                    MALFORMED_RECORD, f"instance {i}: no category and label {label!r} not in the label map"
+                    "malformed_record", f"instance {i}: no category and label {label!r} not in the label map"
                 )
         name = " ".join(text(name, f"instance {i} category").split())
         boxes.append(DraftBox(name, *coords(inst.get("bbox"), f"instance {i} bbox")))

@@ -42,12 +42,7 @@ from typing import Any
 
 from pydantic import Field
 
-from triune_data.schema import BOX_TASKS, TASKS, Message, Task
-from triune_data.sources._fields import BadRecord, coords, number, text
-from triune_data.sources._tabular import image_sources, iter_rows, parquet_files
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
-    MISSING_ANSWER,
     Draft,
     DraftBox,
     Reject,
@@ -55,10 +50,11 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, coords, number, text
+from triune_data.sources.common.ids import record_id
+from triune_data.sources.common.tabular import image_sources, iter_rows, parquet_files
+from triune_data.types import BOX_TASKS, TASKS, Message, Task
 
-UNKNOWN_TASK = "unknown_task"
-NOT_RULE_VERIFIABLE = "not_rule_verifiable"
-VERIFIER_MISMATCH = "verifier_mismatch"
 COLUMNS = ("data_source", "prompt", "images", "ability", "reward_model", "extra_info")
 _WEIGHTS = {
     "iou_max_label_first": "iou",
@@ -104,12 +100,14 @@ def parse_boxes(gt: str) -> list[DraftBox]:
     except (json.JSONDecodeError, ValueError):
         items = None
     if not isinstance(items, list):
-        raise BadRecord(MALFORMED_RECORD, f"box ground truth is not a list of boxes: {gt[:80]!r}")
+        raise BadRecord("malformed_record", f"box ground truth is not a list of boxes: {gt[:80]!r}")
     boxes = []
     for item in items:
         box, label = (item.get("bbox_2d"), item.get("label")) if isinstance(item, dict) else (None, None)
         if not (isinstance(box, list) and len(box) == 4 and all(map(number, box)) and isinstance(label, str)):
-            raise BadRecord(MALFORMED_RECORD, f"not a {{bbox_2d: [4 numbers], label}} box: {str(item)[:80]}")
+            raise BadRecord(
+                "malformed_record", f"not a {{bbox_2d: [4 numbers], label}} box: {str(item)[:80]}"
+            )
         boxes.append(DraftBox(label, *coords(box, "bbox_2d")))
     return boxes
 
@@ -134,7 +132,7 @@ def _ratio(value: Any, what: str) -> float | None:
     if value is None:
         return None
     if not number(value):
-        raise BadRecord(MALFORMED_RECORD, f"{what} is not a number: {value!r}")
+        raise BadRecord("malformed_record", f"{what} is not a number: {value!r}")
     return float(f"{float(value):.7g}")  # float32 0.1 -> 0.1
 
 
@@ -156,17 +154,8 @@ def _messages(value: Any) -> list[Message]:
     ok = isinstance(value, list) and value and all(isinstance(m, dict) for m in value)
     msgs = [(m.get("role"), m.get("content")) for m in value] if ok else []
     if not msgs or not all(r in ("system", "user", "assistant") and isinstance(c, str) for r, c in msgs):
-        raise BadRecord(MALFORMED_RECORD, f"prompt is not a list of chat messages: {str(value)[:80]!r}")
+        raise BadRecord("malformed_record", f"prompt is not a list of chat messages: {str(value)[:80]!r}")
     return [Message(role=r, content=c) for r, c in msgs]
-
-
-def _oid(extra: Any, fallback: str) -> str:
-    extra = extra if isinstance(extra, dict) else {}
-    for key in ("id", "index"):
-        v = extra.get(key)
-        if (isinstance(v, str) and v.strip()) or (isinstance(v, int) and not isinstance(v, bool)):
-            return str(v)
-    return fallback
 
 
 def _task(rec: dict, verifier: Any, task_map: dict[str, str]) -> str:
@@ -179,25 +168,25 @@ def _task(rec: dict, verifier: Any, task_map: dict[str, str]) -> str:
         return words.pop()
     if verifier == "detection":
         return "detection"
-    raise BadRecord(UNKNOWN_TASK, f"ability {ability!r} of data_source {source!r}: map it with `task_map`")
+    raise BadRecord("unknown_task", f"ability {ability!r} of data_source {source!r}: map it with `task_map`")
 
 
 def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions) -> Draft:
     if not isinstance(rec, dict) or not isinstance(rec.get("reward_model"), dict):
-        raise BadRecord(MALFORMED_RECORD, "no `reward_model` struct")
+        raise BadRecord("malformed_record", "no `reward_model` struct")
     rm = rec["reward_model"]
     if rm.get("style") not in (None, "rule"):
-        raise BadRecord(NOT_RULE_VERIFIABLE, f"reward style {rm['style']!r} needs a model judge")
+        raise BadRecord("not_rule_verifiable", f"reward style {rm['style']!r} needs a model judge")
     task = _task(rec, rm.get("verifier"), opts.task_map)
     box = task in BOX_TASKS
     if rm.get("verifier") not in (None, "detection" if box else "mathverify"):
-        raise BadRecord(VERIFIER_MISMATCH, f"verifier {rm['verifier']!r} for task {task!r}")
+        raise BadRecord("verifier_mismatch", f"verifier {rm['verifier']!r} for task {task!r}")
     prompt = _messages(rec.get("prompt"))
     images = image_sources(rec.get("images"), root)
     gt = rm.get("ground_truth")
     gt = str(gt) if number(gt) else gt
     if gt is None or (isinstance(gt, str) and not gt.strip()):
-        raise BadRecord(MISSING_ANSWER, "no ground_truth")
+        raise BadRecord("missing_answer", "no ground_truth")
     gt = text(gt, "ground_truth")
     weights = dict(accuracy_weight=_ratio(rm.get("accuracy_ratio"), "accuracy_ratio"))
     weights["format_weight"] = _ratio(rm.get("format_ratio"), "format_ratio")
@@ -224,11 +213,15 @@ def read_orsta(opts: OrstaOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             rec = row.value
             if wanted is not None and (not isinstance(rec, dict) or rec.get("data_source") not in wanted):
                 continue
-            oid = _oid(rec.get("extra_info") if isinstance(rec, dict) else None, row.key)
+            oid = record_id(
+                rec.get("extra_info") if isinstance(rec, dict) else None, ("id", "index"), position=row.key
+            )
             try:
                 draft = _draft(rec, prefix + oid, oid, file.parent, opts)
             except BadRecord as bad:
-                yield Reject(bad.reason, bad.detail, original_id=oid, id=prefix + oid, file=label)
+                yield Reject(
+                    reason=bad.reason, detail=bad.detail, id=prefix + oid, original_id=oid, file=label
+                )
                 continue
             draft.file = label
             yield draft

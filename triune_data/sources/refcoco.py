@@ -13,9 +13,9 @@ One sample per (ref, expression), id `<ref id>-<k>` with k the expression's inde
 the row's `ref_id`/`id`, else `row<n>` by position). The expression is also the box's label. A
 repeated expression within a ref is rejected as `duplicate_expression`: it would be a second copy
 of the same sample. `bbox_format` has no default on purpose: RefCOCO's native boxes are xywh and
-VLM-R1's are xyxy, and guessing wrong yields plausible but wrong boxes. `normalized` declares
-boxes on a 0–1000 or 0–1 grid (e.g. VLM-R1's `normalized_solution`); the pipeline scales them by
-the stored image's size.
+VLM-R1's are xyxy, and guessing wrong yields plausible but wrong boxes. `frame` declares boxes on
+a 0–1000 (`norm1000`) or 0–1 (`norm1`) grid instead of pixels (e.g. VLM-R1's
+`normalized_solution`); the pipeline converts them with the stored image's size (`triune_data.coords`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from triune_data.coords import Frame
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord, coords, first, image_file, text
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
     Draft,
     DraftBox,
     Reject,
@@ -39,8 +38,8 @@ from triune_data.sources.base import (
     read_json_file,
     register_source,
 )
-
-_FRAMES = {"none": "pixel", "norm1000": "norm1000", "norm1": "norm1"}
+from triune_data.sources.common.fields import BadRecord, coords, first, image_file, text
+from triune_data.sources.common.ids import record_id
 
 
 class RefCocoOptions(SourceOptions):
@@ -49,8 +48,8 @@ class RefCocoOptions(SourceOptions):
     bbox_format: Literal["xyxy", "xywh"] = Field(
         description="Box layout (RefCOCO native: xywh; VLM-R1: xyxy)."
     )
-    normalized: Literal["none", "norm1000", "norm1"] = Field(
-        "none", description="Box units: none = pixels of the image, norm1000 = a 0-1000 grid, norm1 = 0-1."
+    frame: Frame = Field(
+        "pixel", description="Box units: pixel = pixels of the image, norm1000 = a 0-1000 grid, norm1 = 0-1."
     )
     format: Literal["auto", "json", "jsonl"] = Field("auto", description="auto: by suffix (.jsonl or JSON).")
     image_keys: list[str] = Field(
@@ -86,17 +85,16 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
         rid = f"row{n}"
         try:
             if not isinstance(row, dict):
-                raise BadRecord(MALFORMED_RECORD, f"record is a {type(row).__name__}, not an object")
-            own = next((row[k] for k in opts.id_keys if isinstance(row.get(k), (int, str))), None)
-            rid = rid if own is None or isinstance(own, bool) else str(own)
+                raise BadRecord("malformed_record", f"record is a {type(row).__name__}, not an object")
+            rid = record_id(row, opts.id_keys, position=rid)
             image = image_file(root, first(row, opts.image_keys, "image"))
             box = coords(first(row, opts.bbox_keys, "bbox"), "bbox")
             exprs = first(row, opts.expression_keys, "expression")
             exprs = exprs if isinstance(exprs, list) else [exprs]
             if not exprs:
-                raise BadRecord(MALFORMED_RECORD, "empty expression list")
+                raise BadRecord("malformed_record", "empty expression list")
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=rid, file=opts.path)
+            yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue
         if opts.bbox_format == "xywh":
             box[2], box[3] = box[0] + box[2], box[1] + box[3]
@@ -111,7 +109,7 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
                     raise BadRecord("duplicate_expression", f"{expr!r} repeated in ref {rid}")
                 seen.add(expr)
             except BadRecord as bad:
-                yield Reject(bad.reason, bad.detail, original_id=rid, id=uid, file=opts.path)
+                yield Reject(reason=bad.reason, detail=bad.detail, id=uid, original_id=rid, file=opts.path)
                 continue
             yield Draft(
                 id=uid,
@@ -122,6 +120,6 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
                 images=[image],
                 original_id=rid,
                 boxes=[DraftBox(expr, *box)],
-                box_frame=_FRAMES[opts.normalized],  # type: ignore[arg-type]
+                box_frame=opts.frame,
                 file=opts.path,
             )

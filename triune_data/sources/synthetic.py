@@ -29,9 +29,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from triune_data.schema import TASKS, Task
-from triune_data.sources import _synth_questions as questions
-from triune_data.sources._synth_render import BACKGROUNDS, COLORS, SHAPES, Op, render_scene
 from triune_data.sources.base import (
     Draft,
     DraftBox,
@@ -41,6 +38,9 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
+from triune_data.sources.common import synth_questions as questions
+from triune_data.sources.common.synth_render import BACKGROUNDS, COLORS, SHAPES, Op, render_scene
+from triune_data.types import TASKS, Task
 
 Side = Annotated[int, Field(ge=32, le=4096)]
 CATEGORIES: tuple[tuple[str, str], ...] = tuple((k, c) for c in COLORS for k in SHAPES)  # (kind, colour)

@@ -31,21 +31,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triune_data.schema import IMAGE_PLACEHOLDER
-from triune_data.sources._fields import BadRecord, number, text
-from triune_data.sources._tabular import Row, TableFormat, image_sources, iter_rows, lookup
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
-    MISSING_ANSWER,
     Draft,
     Reject,
     SourceContext,
     SourceOptions,
     register_source,
 )
+from triune_data.sources.common.fields import BadRecord, number, text
+from triune_data.sources.common.ids import own_id
+from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup
+from triune_data.types import IMAGE_PLACEHOLDER
 
-MULTIPLE_CHOICE = "multiple_choice"
-ANSWER_NOT_IN_OPTIONS = "answer_not_in_options"
 _LETTER = re.compile(r"\s*\(?([A-Za-z])\)?[.:]?\s*")
 
 
@@ -88,9 +85,9 @@ class VqaOptions(SourceOptions):
 
 
 def _scalar(value: Any, what: str) -> str:
-    """A string or number as text; MISSING_ANSWER when absent or blank."""
+    """A string or number as text; "missing_answer" when absent or blank."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise BadRecord(MISSING_ANSWER, f"no {what}")
+        raise BadRecord("missing_answer", f"no {what}")
     if number(value):
         return str(value)
     return text(value, what).strip()
@@ -105,7 +102,7 @@ class _Vqa:
     def draft(self, row: Row) -> Draft:
         rec, c, opts = row.value, self.c, self.opts
         if not isinstance(rec, dict):
-            raise BadRecord(MALFORMED_RECORD, f"record is a {type(rec).__name__}, not an object")
+            raise BadRecord("malformed_record", f"record is a {type(rec).__name__}, not an object")
         question = text(lookup(rec, c.question), "question")
         image = lookup(rec, c.image) if c.image else rec.get("image", rec.get("images"))
         root = self.root
@@ -118,7 +115,7 @@ class _Vqa:
         verifier, params, pool, fields = None, {}, opts.task, {"question": question}
         if options:
             if opts.mcq == "drop":
-                raise BadRecord(MULTIPLE_CHOICE, f"{len(options)} options (mcq: drop)")
+                raise BadRecord("multiple_choice", f"{len(options)} options (mcq: drop)")
             i = self.correct(answer, options)
             answer = options[i]  # as_math: open-ended, the option's text is the answer
             if opts.mcq == "keep":
@@ -138,7 +135,7 @@ class _Vqa:
         ok = isinstance(value, list) and len(value) <= len(string.ascii_uppercase)
         if not ok or not all(number(v) or (isinstance(v, str) and v.strip()) for v in value):
             raise BadRecord(
-                MALFORMED_RECORD, f"options are not up to 26 texts or numbers: {str(value)[:80]!r}"
+                "malformed_record", f"options are not up to 26 texts or numbers: {str(value)[:80]!r}"
             )
         return [_scalar(v, "option") for v in value]
 
@@ -149,12 +146,12 @@ class _Vqa:
             i = string.ascii_uppercase.index(m[1].upper()) if m else -1
             if not 0 <= i < len(options):
                 raise BadRecord(
-                    ANSWER_NOT_IN_OPTIONS,
+                    "answer_not_in_options",
                     f"answer {answer[:20]!r} is not a letter among {len(options)} options",
                 )
             return i
         if answer not in options:
-            raise BadRecord(ANSWER_NOT_IN_OPTIONS, f"answer {answer[:40]!r} is none of {str(options)[:80]}")
+            raise BadRecord("answer_not_in_options", f"answer {answer[:40]!r} is none of {str(options)[:80]}")
         return options.index(answer)
 
     def file(self, file: Path) -> str:
@@ -174,10 +171,12 @@ def read_vqa(opts: VqaOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
         if isinstance(row.value, Reject):
             yield row.value
             continue
-        own = lookup(row.value, c.id) if isinstance(row.value, dict) else None
-        if isinstance(own, (str, int)) and not isinstance(own, bool) and str(own).strip():
-            row = Row(str(own), row.value, row.file)
+        own = own_id(lookup(row.value, c.id)) if isinstance(row.value, dict) else None
+        if own is not None:
+            row = Row(own, row.value, row.file)
         try:
             yield vqa.draft(row)
         except BadRecord as bad:
-            yield Reject(bad.reason, bad.detail, original_id=row.key, id=row.key, file=vqa.file(row.file))
+            yield Reject(
+                reason=bad.reason, detail=bad.detail, id=row.key, original_id=row.key, file=vqa.file(row.file)
+            )

@@ -27,8 +27,14 @@ from typing import Literal
 from pydantic import Field
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import NUMBER_WORDS, after_think, answer_block, boxed_spans, last_boxed
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import (
+    NUMBER_WORDS,
+    after_think,
+    answer_block,
+    boxed_spans,
+    last_boxed,
+)
 from triune_data.verifiers.format import FormatSpec, format_score
 
 _MAX_ERROR = 1e9
@@ -103,7 +109,7 @@ def _gold(ground_truth: str) -> int:
     return int(m.group(1) or m.group(2))
 
 
-@register_verifier("counting", params=CountingParams)
+@register_verifier("counting", params=CountingParams, tasks=("counting",))
 def verify_counting(
     completion: str, ground_truth: str, params: CountingParams, ctx: VerifyContext
 ) -> Verdict:
@@ -115,7 +121,13 @@ def verify_counting(
         return Verdict(0.0, fmt, {"predicted": 0.0, "abs_error": -1.0}, message=why)
     error = min(abs(pred - gold), _MAX_ERROR)
     components = {"predicted": 1.0, "abs_error": error}
+    shown = (
+        "a numeral too long"
+        if pred == float("inf")
+        else f"{pred:.6g}"
+        if not pred.is_integer()
+        else str(int(pred))
+    )
     if pred < 0 or not pred.is_integer():
-        shown = "a numeral too long" if pred == float("inf") else f"{pred:.6g}"
-        return Verdict(0.0, fmt, components, message=f"{shown} is not a count")
-    return Verdict(1.0 if error <= params.tolerance else 0.0, fmt, components)
+        return Verdict(0.0, fmt, components, message=f"{shown} is not a count", prediction=shown)
+    return Verdict(1.0 if error <= params.tolerance else 0.0, fmt, components, prediction=shown)

@@ -28,8 +28,8 @@ Deliberate deviations from the released code:
 
 from __future__ import annotations
 
-from triune_data.verifiers._boxes import BoxParams, verify_boxes
 from triune_data.verifiers.base import GroundTruth, Verdict, VerifyContext, register_verifier
+from triune_data.verifiers.common.box_score import BoxParams, verify_boxes
 
 
 class DetectionParams(BoxParams):
@@ -39,7 +39,7 @@ class DetectionParams(BoxParams):
     """A prediction counts only with the label of its ground-truth box (case-insensitive)."""
 
 
-@register_verifier("detection", params=DetectionParams, boxes=True)
+@register_verifier("detection", params=DetectionParams, boxes=True, tasks=("detection", "grounding"))
 def verify_detection(
     completion: str, ground_truth: GroundTruth, params: DetectionParams, ctx: VerifyContext
 ) -> Verdict:
@@ -48,7 +48,7 @@ def verify_detection(
     >>> from triune_data.verifiers import ScoreItem, score
     >>> gt = [{"label": "dog", "bbox": [100, 100, 300, 300]}]
     >>> answer = '<answer>\\n[{"bbox_2d": [100, 100, 300, 300], "label": "Dog"}]\\n</answer>'
-    >>> score(ScoreItem("detection", answer, gt, image_size=(640, 480))).accuracy
+    >>> score(ScoreItem(verifier="detection", completion=answer, ground_truth=gt, image_size=(640, 480))).accuracy
     1.0
     """
     return verify_boxes(completion, ground_truth, params, ctx)

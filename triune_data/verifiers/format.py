@@ -22,6 +22,7 @@ from triune_data.verifiers.base import (
     VerifyContext,
     register_verifier,
 )
+from triune_data.verifiers.common.extract import answer_block
 
 FormatMode = Literal["think_answer", "answer_block", "boxed", "none"]
 
@@ -59,19 +60,6 @@ def format_score(completion: str, spec: FormatSpec) -> float:
     return 0.25 * sum(checks)
 
 
-def answer_block(completion: str) -> str | None:
-    """The text inside the first ``<answer>...</answer>``, or None when there is no closed block.
-
-    Two `str.find` calls rather than a lazy regex: with many openings and no closing tag the
-    regex rescans to the end from every opening (quadratic on adversarial completions).
-    """
-    start = completion.find("<answer>")
-    if start < 0:
-        return None
-    end = completion.find("</answer>", start + 8)
-    return None if end < 0 else completion[start + 8 : end]
-
-
 class FormatOnlyParams(VerifierParams):
     format: FormatSpec = FormatSpec()
 
@@ -80,6 +68,9 @@ class FormatOnlyParams(VerifierParams):
 def verify_format(
     completion: str, ground_truth: GroundTruth, params: FormatOnlyParams, ctx: VerifyContext
 ) -> Verdict:
-    """A format-only reward: accuracy is the format score (ground truth unused)."""
+    """A format-only reward: accuracy is the format score (ground truth unused).
+
+    The prediction is the answer block, when the completion has a closed one.
+    """
     score = format_score(completion, params.format)
-    return Verdict(accuracy=score, format=score)
+    return Verdict(accuracy=score, format=score, prediction=answer_block(completion))

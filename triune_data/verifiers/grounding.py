@@ -8,8 +8,8 @@ dynamic IoU threshold, completeness and size penalty (see `_boxes` and `detectio
 
 from __future__ import annotations
 
-from triune_data.verifiers._boxes import BoxParams, verify_boxes
 from triune_data.verifiers.base import GroundTruth, Verdict, VerifyContext, register_verifier
+from triune_data.verifiers.common.box_score import BoxParams, verify_boxes
 
 
 class GroundingParams(BoxParams):
@@ -19,7 +19,7 @@ class GroundingParams(BoxParams):
     """Also require the label (the referring expression) to match; off, since models paraphrase it."""
 
 
-@register_verifier("grounding", params=GroundingParams, boxes=True)
+@register_verifier("grounding", params=GroundingParams, boxes=True, tasks=("grounding",))
 def verify_grounding(
     completion: str, ground_truth: GroundTruth, params: GroundingParams, ctx: VerifyContext
 ) -> Verdict:
@@ -28,7 +28,7 @@ def verify_grounding(
     >>> from triune_data.verifiers import ScoreItem, score
     >>> gt = [{"label": "man far left in orange", "bbox": [14.67, 133.56, 121.84, 469.68]}]
     >>> answer = '<answer>\\n[{"bbox_2d": [14.67, 133.56, 121.84, 469.68], "label": "left man"}]\\n</answer>'
-    >>> score(ScoreItem("grounding", answer, gt, image_size=(640, 480))).accuracy
+    >>> score(ScoreItem(verifier="grounding", completion=answer, ground_truth=gt, image_size=(640, 480))).accuracy
     1.0
     """
     return verify_boxes(completion, ground_truth, params, ctx)

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import answer_block, boxed_spans, nesting_depth
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import answer_block, boxed_spans, nesting_depth
 from triune_data.verifiers.format import FormatSpec, format_score
 
 if TYPE_CHECKING:
@@ -254,7 +254,12 @@ def _verify(gold: Any, pred: Any, params: MathParams) -> bool:
     return _equal(gold, pred, *args)
 
 
-@register_verifier("math", params=MathParams, aliases=("mathverify",))
+@register_verifier(
+    "math",
+    params=MathParams,
+    aliases=("mathverify",),
+    tasks=("math", "puzzle", "science", "chart", "counting", "ocr"),  # V-Triune scored all six with it
+)
 def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff math-verify finds the completion's answer equal to the gold answer."""
     from math_verify import parse
@@ -290,15 +295,22 @@ def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: Ver
         )
     if not pred:
         return Verdict(0.0, fmt, {"predicted": 0.0}, message="no answer found")
+    shown = _shown(pred)
 
     # verify() is any() over (gold, pred) pairs; going pair by pair keeps that and names failures.
     notes = []
     for g, p in product(gold, pred):
         try:
             if _verify(g, p, params):
-                return Verdict(1.0, fmt, {"predicted": 1.0})
+                return Verdict(1.0, fmt, {"predicted": 1.0}, prediction=shown)
         except TimeoutException:
             notes.append("comparison timed out")
         except Exception as exc:  # sympy could not compare these two: math-verify counts it as unequal
             notes.append(f"comparison failed ({type(exc).__name__})")
-    return Verdict(0.0, fmt, {"predicted": 1.0}, message="; ".join(dict.fromkeys(notes)))
+    return Verdict(0.0, fmt, {"predicted": 1.0}, message="; ".join(dict.fromkeys(notes)), prediction=shown)
+
+
+def _shown(pred: Sequence[Any]) -> str:
+    """The answer text math-verify extracted (it returns the parsed values, then that string)."""
+    text = next((p for p in reversed(pred) if isinstance(p, str)), None)
+    return text if text is not None else str(pred[0])[:1000]

@@ -31,14 +31,14 @@ import string
 from pydantic import Field, model_validator
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import (
+from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import (
     after_think,
     answer_block,
     last_boxed,
     normalize_text,
     strip_latex_text,
 )
-from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
 from triune_data.verifiers.format import FormatSpec, format_score
 
 _MAX_BARE_CHARS = 50  # an unanchored completion longer than this (or multi-line) is prose, not an answer
@@ -129,7 +129,7 @@ def _gold(ground_truth: str, params: McqParams) -> int:
     return matches.pop()
 
 
-@register_verifier("mcq", params=McqParams)
+@register_verifier("mcq", params=McqParams, tasks=("math", "puzzle", "science", "chart"))
 def verify_mcq(completion: str, ground_truth: str, params: McqParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff the answer names exactly one option and it is the gold one."""
     gold = _gold(ground_truth, params)
@@ -139,14 +139,13 @@ def verify_mcq(completion: str, ground_truth: str, params: McqParams, ctx: Verif
         named = _named(region, params)
         if named:
             break
-    if len(named) > 1:
-        labels = params.label_list()
-        names = ", ".join(labels[i] for i in sorted(named))
-        return Verdict(
-            0.0, fmt, {"predicted": 0.0, "ambiguous": 1.0}, message=f"answer names several options ({names})"
-        )
     if not named:
         return Verdict(
             0.0, fmt, {"predicted": 0.0, "ambiguous": 0.0}, message="no option found in the answer"
         )
-    return Verdict(1.0 if named == {gold} else 0.0, fmt, {"predicted": 1.0, "ambiguous": 0.0})
+    names = ", ".join(params.label_list()[i] for i in sorted(named))  # what the answer names, as labels
+    if len(named) > 1:
+        message = f"answer names several options ({names})"
+        return Verdict(0.0, fmt, {"predicted": 0.0, "ambiguous": 1.0}, message=message, prediction=names)
+    accuracy = 1.0 if named == {gold} else 0.0
+    return Verdict(accuracy, fmt, {"predicted": 1.0, "ambiguous": 0.0}, prediction=names)

@@ -25,14 +25,14 @@ from typing import Literal
 from pydantic import Field
 
 from triune_data.errors import VerifierError
-from triune_data.verifiers._extract import (
+from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
+from triune_data.verifiers.common.extract import (
     after_think,
     answer_block,
     last_boxed,
     normalize_text,
     strip_latex_text,
 )
-from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
 from triune_data.verifiers.format import FormatSpec, format_score
 
 
@@ -93,7 +93,7 @@ def extract_answer(completion: str) -> str:
     return strip_latex_text(region if boxed is None else boxed)
 
 
-@register_verifier("ocr", params=OcrParams)
+@register_verifier("ocr", params=OcrParams, tasks=("ocr", "chart"))
 def verify_ocr(completion: str, ground_truth: str, params: OcrParams, ctx: VerifyContext) -> Verdict:
     """Accuracy: exact match (or ANLS) of the extracted answer against the accepted answers."""
 
@@ -118,4 +118,4 @@ def verify_ocr(completion: str, ground_truth: str, params: OcrParams, ctx: Verif
     score = 1.0 if exact else max((anls(pred, a, params.anls_threshold) for a in comparable), default=0.0)
     message = "" if exact or comparable else f"answer longer than {params.max_answer_chars} characters"
     accuracy = exact if params.accuracy == "exact" else score
-    return Verdict(accuracy, fmt, {"exact": exact, "anls": score}, message=message)
+    return Verdict(accuracy, fmt, {"exact": exact, "anls": score}, message=message, prediction=pred)

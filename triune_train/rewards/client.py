@@ -32,14 +32,9 @@ import httpx
 import orjson
 
 from triune_data.verifiers import RewardResult, ScoreItem
+from triune_data.verifiers.common.wire import item_id, item_to_wire, result_from_wire
 from triune_train.rewards.pool import RewardPool
-from triune_train.rewards.protocol import (
-    PROTOCOL_VERSION,
-    TOKEN_ENV,
-    RewardServiceError,
-    result_from_wire,
-    score_item_to_wire,
-)
+from triune_train.rewards.protocol import PROTOCOL_VERSION, TOKEN_ENV, RewardServiceError
 
 ItemLike: TypeAlias = ScoreItem | Mapping[str, Any]
 
@@ -64,7 +59,7 @@ def _to_wire(items: Sequence[ItemLike]) -> tuple[list[Any], list[RewardResult | 
     results: list[RewardResult | None] = [None] * len(items)
     for i, obj in enumerate(items):
         try:
-            wires.append(score_item_to_wire(obj) if type(obj) is ScoreItem else obj)
+            wires.append(item_to_wire(obj) if type(obj) is ScoreItem else obj)
         except ValueError as exc:
             wires.append(None)
             results[i] = RewardResult.failed("error", f"invalid item: {exc}")
@@ -197,8 +192,11 @@ class RewardClient:
                 batch = [RewardResult.failed("timeout", msg) for _ in idx]
             else:
                 batch = task.result()
-            for i, r in zip(idx, batch, strict=True):
-                results[i] = r
+            for i, scored in zip(idx, batch, strict=True):
+                results[i] = scored
+        for item, r in zip(items, results, strict=True):
+            if r is not None and r.id is None:  # errors made here, or by a server that lost it
+                r.id = item.id if isinstance(item, ScoreItem) else item_id(item)
         return results  # type: ignore[return-value]
 
     def score(self, items: Sequence[ItemLike], *, deadline_s: float | None = None) -> list[RewardResult]:

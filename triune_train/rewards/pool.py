@@ -17,8 +17,9 @@ the whole executor. Here a dispatcher thread owns N worker processes:
 - results keep request order; `score()` (sync) and `ascore()` (asyncio) are thread-safe.
 
 Verifiers are pure, so items a killed worker had finished but not yet sent are simply scored again.
-Items are `ScoreItem`s (sent as plain tuples) or Item dicts from the wire, validated in the worker
-so that the server process only parses and forwards. Workers start with "forkserver": safe in a
+Items are `ScoreItem`s (sent as the tuple of their fields in declared order, which pickles fast,
+and rebuilt by field name) or JSON items from the wire, validated in the worker so that the server
+process only parses and forwards. Results come back the same way. Workers start with "forkserver": safe in a
 threaded server (plain fork is not), and forking from a server that has already imported the
 verifiers makes a replacement ready in ~10 ms where "spawn" pays ~0.4 s of interpreter start and
 imports. `workers=0` scores inline in the calling thread (no hard timeout), for tiny runs and tests.
@@ -49,7 +50,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from triune_data.verifiers import RewardResult, ScoreItem, score
-from triune_train.rewards.protocol import RewardServiceError, score_items_from_dicts
+from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS
+from triune_data.verifiers.common.wire import item_id, items_from_wire
+from triune_train.rewards.protocol import RewardServiceError
 
 log = logging.getLogger("triune.rewards.pool")
 
@@ -75,41 +78,55 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _row(r: RewardResult) -> tuple:
-    """A result as a plain tuple (cheap to pickle); non-finite numbers become an error."""
+    """A result as the tuple of its fields (cheap to pickle); non-finite numbers become an error."""
     if not (math.isfinite(r.reward) and math.isfinite(r.accuracy) and math.isfinite(r.format)):
-        return (0.0, 0.0, 0.0, {}, "error", f"verifier returned a non-finite value: {r.message}"[:500])
-    return (r.reward, r.accuracy, r.format, r.components, r.status, r.message)
+        r = RewardResult.failed("error", f"verifier returned a non-finite value: {r.message}"[:500], id=r.id)
+    return tuple(getattr(r, name) for name in RESULT_FIELDS)
+
+
+def _result(row: tuple) -> RewardResult:
+    return RewardResult(**dict(zip(RESULT_FIELDS, row, strict=True)))
 
 
 def _payload(item: ItemLike) -> Any:
-    """What travels to a worker: `ScoreItem` fields as a tuple (pickles fast), an Item dict as is."""
+    """What travels to a worker: a `ScoreItem` as the tuple of its fields, a JSON item as it is."""
     if isinstance(item, ScoreItem):
-        return tuple(getattr(item, name) for name in ScoreItem.__slots__)
+        return tuple(getattr(item, name) for name in ITEM_FIELDS)
     return item
 
 
 def _prepare(payloads: list[Any]) -> list[ScoreItem | tuple]:
-    """ScoreItems to score, or ready error rows for invalid Item dicts (validated in one call)."""
-    out: list[ScoreItem | tuple] = [ScoreItem(*p) if type(p) is tuple else p for p in payloads]
+    """ScoreItems to score, or ready error rows for invalid JSON items (validated in one call)."""
+    out: list[ScoreItem | tuple] = [
+        ScoreItem(**dict(zip(ITEM_FIELDS, p, strict=True))) if type(p) is tuple else p for p in payloads
+    ]
     dicts = [i for i, p in enumerate(payloads) if type(p) is not tuple]
     if dicts:
-        for i, item in zip(dicts, score_items_from_dicts([payloads[i] for i in dicts]), strict=True):
-            out[i] = (
-                item if isinstance(item, ScoreItem) else (0.0, 0.0, 0.0, {}, "error", f"invalid item: {item}")
-            )
+        for i, item in zip(dicts, items_from_wire([payloads[i] for i in dicts]), strict=True):
+            if isinstance(item, ScoreItem):
+                out[i] = item
+            else:
+                out[i] = _row(RewardResult.failed("error", f"invalid item: {item}", id=item_id(payloads[i])))
     return out
 
 
 def _verifier_name(payload: Any) -> str:
     if type(payload) is tuple:
-        return str(payload[0])
+        return str(payload[_VERIFIER])
     return str(payload.get("verifier")) if isinstance(payload, Mapping) else "?"
+
+
+def _payload_id(payload: Any) -> str | int | None:
+    return payload[_ID] if type(payload) is tuple else item_id(payload)
+
+
+_VERIFIER, _ID = ITEM_FIELDS.index("verifier"), ITEM_FIELDS.index("id")
 
 
 def score_inline(items: Sequence[ItemLike]) -> list[RewardResult]:
     """Score in the calling thread exactly as a worker would (validation and sanitising included)."""
     prepared = _prepare([_payload(item) for item in items])
-    return [RewardResult(*(_row(score(x)) if isinstance(x, ScoreItem) else x)) for x in prepared]
+    return [_result(_row(score(x)) if isinstance(x, ScoreItem) else x) for x in prepared]
 
 
 def _die_with_parent() -> None:
@@ -439,11 +456,13 @@ class RewardPool:
         if rows:
             self._item_s = 0.8 * self._item_s + 0.2 * max(seconds / len(rows), 1e-7)
         for i, row in zip(chunk.indices, rows, strict=True):
-            self._set(chunk.job, i, RewardResult(*row))
+            self._set(chunk.job, i, _result(row))
 
     def _set(self, job: _Job, i: int, result: RewardResult) -> None:
         if job.results[i] is not None:
             return
+        if result.id is None:  # timeouts and crashes are made here, without the item's id
+            result.id = _payload_id(job.items[i])
         job.results[i] = result
         self.counts["scored"] += 1
         if result.status in ("error", "timeout"):

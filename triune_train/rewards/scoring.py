@@ -1,39 +1,44 @@
 """The library side of `triune score`: score JSONL files offline, locally or on reward services.
 
-- `score_items_file`: a JSONL of protocol Items (one object a line) → one result a line;
-- `score_dataset`: a JSONL of ``{"id", "completion"}`` — or ``{"id", "completions": [...]}``, the
-  file `triune eval` writes — joined to the samples of a triune dataset (several completions per
-  id allowed) → one result a line, with id and data_source (and the completion's `index` in a list).
+- `score_items_file`: a JSONL of JSON items (`verifiers.common.wire`), one a line -> one result a line;
+- `score_dataset`: a completions file joined to the samples of a triune dataset -> one result a
+  line per completion, with the sample's `id`, its `data_source` and the completion's `index`.
 
-Input problems never stop a run: a malformed line, an unknown id or bad verifier params give a
-result with status error whose message names the line or id. Output is written to a temporary
-file and renamed into place, so a partial file never looks finished. Both functions return a
-per-data_source summary; means are over status ``ok`` only (errors and timeouts are counted, not
-averaged in as zeros, as in training).
+The completions file is the project's contract between inference servers, `triune eval`,
+`triune filter` and `triune score`: JSONL, one ``{"id": str, "completions": [str, ...]}`` a sample
+(``{"id": str, "completion": str}`` is read as a single completion; either may carry
+``"model_input_size": [w, h]``, the size of the image the model saw).
+
+Input problems never stop a run: a malformed line, an unknown or missing id, a completion that is
+not a string or a sample with broken params give an error result whose message names the line
+(or sample), and are counted in the summary. Output is written atomically (`triune_data.atomic`),
+so a partial file never looks finished. Both functions return a per-data_source summary; means
+are over status ``ok`` only (errors and timeouts are counted, not averaged in as zeros, as in
+training).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 
-from triune_data.errors import DatasetError, UnknownVerifierError
+from triune_data import atomic
+from triune_data.errors import DatasetError
 from triune_data.schema import arrow_schema, row_to_sample
-from triune_data.verifiers import RewardResult, ScoreItem, get_verifier
+from triune_data.types import Sample
+from triune_data.verifiers import RewardResult, ScoreItem, score_item_for
+from triune_data.verifiers.common.wire import item_from_wire, item_id, result_to_wire
 from triune_train.rewards.client import InProcessBackend, RewardBackend, RewardClient
-from triune_train.rewards.protocol import score_item_from_dict
 
 BLOCK = 20_000  # items scored per backend call: bounds memory, gives progress updates
-Entry = tuple[dict[str, Any], ScoreItem | RewardResult]  # (id/data_source to echo, item or early error)
-Template = tuple[str, dict[str, Any] | str]  # (data_source, Item fields without completion | error)
+Meta = dict[str, Any]  # what an output line echoes besides the result: data_source, index
+Entry = tuple[Meta, ScoreItem | RewardResult]  # (echo, item to score or early error)
 Progress = Callable[[int], None]
 
 
@@ -48,14 +53,17 @@ def score_items_file(
     preload: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Score a JSONL of reward-request Items into a JSONL of results (same order).
+    """Score a JSONL of JSON items into a JSONL of results (same order).
 
-    Each output line is the result plus the item's ``id`` and ``data_source`` when it had them.
-    `progress`, if given, is called with the number of lines finished after each block.
+    Each output line is the result (with the item's ``id``) plus the item's ``data_source`` when
+    it had one. `progress`, if given, is called with the number of lines finished after each block.
     """
-    with _lines(items_path) as lines:
-        entries = (_item_entry(n, line) for n, line in lines)
-        return _run(entries, out_path, _backend(server_urls, workers, timeout_s, token, preload), progress)
+
+    def entries() -> Iterator[Entry]:
+        with _lines(items_path) as lines:
+            yield from (_item_entry(n, line) for n, line in lines)
+
+    return _run(entries, Path(out_path), _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
 def score_dataset(
@@ -72,7 +80,7 @@ def score_dataset(
     total_steps: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Score completions ``{"id", "completion"[, "model_input_size"]}`` against a triune dataset.
+    """Score a completions file (see the module docstring) against a triune dataset.
 
     Samples come from ``data_dir/data/**/*.parquet``; only the rows whose ids occur in the
     completions are read, without image bytes or prompts. `step`/`total_steps` default to 0,
@@ -80,14 +88,18 @@ def score_dataset(
     """
     with _lines(completions_path) as lines:
         ids = {d["id"] for _, line in lines if type(d := _loads(line)) is dict and type(d.get("id")) is str}
-    templates = _load_templates(Path(data_dir), ids, step=step, total_steps=total_steps)
-    with _lines(completions_path) as lines:
-        entries = (e for n, line in lines for e in _completion_entries(n, line, templates))
-        return _run(entries, out_path, _backend(server_urls, workers, timeout_s, token, preload), progress)
+    samples, broken = _load_samples(Path(data_dir), ids)
+
+    def entries() -> Iterator[Entry]:
+        with _lines(completions_path) as lines:
+            for n, line in lines:
+                yield from _completion_entries(n, line, samples, broken, step=step, total_steps=total_steps)
+
+    return _run(entries, Path(out_path), _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
 # ----------------------------------------------------------------------------------------------
-# Entries: one per input line, either a ScoreItem to score or an early error result.
+# Entries: one per item or completion, either a ScoreItem to score or an early error result.
 
 
 def _loads(line: bytes) -> Any:
@@ -97,73 +109,98 @@ def _loads(line: bytes) -> Any:
         return None
 
 
-def _meta(obj: Any) -> dict[str, Any]:
-    """The id and data_source to echo, when present and well-typed."""
-    if type(obj) is not dict:
-        return {}
-    meta = {k: obj[k] for k in ("id", "data_source") if type(obj.get(k)) in (str, int)}
-    if type(meta.get("data_source")) is not str:
-        meta.pop("data_source", None)
-    return meta
-
-
 def _item_entry(n: int, line: bytes) -> Entry:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return {}, RewardResult.failed("error", f"line {n}: not valid JSON: {exc}")
+    source = obj.get("data_source") if type(obj) is dict else None
+    meta = {"data_source": source} if type(source) is str else {}
     try:
-        return _meta(obj), score_item_from_dict(obj)
+        return meta, item_from_wire(obj)
     except ValueError as exc:
-        return _meta(obj), RewardResult.failed("error", f"line {n}: invalid item: {exc}")
+        return meta, RewardResult.failed("error", f"line {n}: invalid item: {exc}", id=item_id(obj))
 
 
-def _completion_entries(n: int, line: bytes, templates: dict[str, Template]) -> list[Entry]:
-    """One entry per completion: a line ``{"id", "completions": [...]}`` gives one per list element."""
+_EXPECTED = 'expected an object {"id": str, "completions": [str, ...]} or {"id": str, "completion": str}'
+
+
+def _completion_entries(
+    n: int,
+    line: bytes,
+    samples: dict[str, Sample],
+    broken: dict[str, str],
+    *,
+    step: int,
+    total_steps: int,
+) -> Iterator[Entry]:
+    """One entry per completion on line `n` (one error entry when the line itself is unusable)."""
     obj = _loads(line)
-    if type(obj) is dict and "completions" in obj and "completion" not in obj:
-        many = obj["completions"]
-        if type(many) is not list or not all(type(c) is str for c in many):
-            return [
-                (_meta(obj), RewardResult.failed("error", f"line {n}: completions must be a list of strings"))
-            ]
-        rest = {k: v for k, v in obj.items() if k != "completions"}
-        out = []
-        for i, text in enumerate(many):
-            meta, entry = _completion_entry(n, {**rest, "completion": text}, templates)
-            out.append(({**meta, "index": i}, entry))
-        return out
-    return [_completion_entry(n, obj, templates)]
-
-
-def _completion_entry(n: int, obj: Any, templates: dict[str, Template]) -> Entry:
-    if type(obj) is not dict or type(obj.get("id")) is not str or type(obj.get("completion")) is not str:
-        why = 'expected an object {"id": str, "completion": str} or {"id": str, "completions": [str, ...]}'
-        return _meta(obj), RewardResult.failed("error", f"line {n}: {why}")
+    if (
+        type(obj) is not dict
+        or type(obj.get("id")) is not str
+        or ("completion" in obj) == ("completions" in obj)
+    ):
+        yield {}, RewardResult.failed("error", f"line {n}: {_EXPECTED}", id=item_id(obj))
+        return
     sample_id = obj["id"]
-    if sample_id not in templates:
-        return {"id": sample_id}, RewardResult.failed("error", f"line {n}: unknown sample id {sample_id!r}")
-    source, t = templates[sample_id]
-    meta = {"id": sample_id, "data_source": source}
-    if isinstance(t, str):  # the sample itself is unusable (bad params JSON)
-        return meta, RewardResult.failed("error", f"sample {sample_id!r}: {t}")
-    try:
-        return meta, score_item_from_dict({**t, "completion": obj["completion"], **_sizes(obj)})
-    except ValueError as exc:
-        return meta, RewardResult.failed("error", f"line {n} (sample {sample_id!r}): {exc}")
+    completions = [obj["completion"]] if "completion" in obj else obj["completions"]
+    if type(completions) is not list or not completions:
+        yield (
+            {},
+            RewardResult.failed("error", f"line {n}: `completions` is not a non-empty list", id=sample_id),
+        )
+        return
+    sample = samples.get(sample_id)
+    if sample is None:
+        for k in range(len(completions)):
+            yield (
+                {"index": k},
+                RewardResult.failed("error", f"line {n}: unknown sample id {sample_id!r}", id=sample_id),
+            )
+        return
+    if sample_id in broken:  # the sample itself is unusable
+        for k in range(len(completions)):
+            meta = {"data_source": sample.data_source, "index": k}
+            yield (
+                meta,
+                RewardResult.failed("error", f"sample {sample_id!r}: {broken[sample_id]}", id=sample_id),
+            )
+        return
+    size = obj.get("model_input_size")
+    for k, completion in enumerate(completions):
+        meta = {"data_source": sample.data_source, "index": k}
+        if type(completion) is not str:
+            why = f"line {n}: completion {k} is a {type(completion).__name__}, not a string"
+            yield meta, RewardResult.failed("error", why, id=sample_id)
+            continue
+        try:
+            input_size = None if size is None else _size(size)
+        except ValueError as exc:
+            yield meta, RewardResult.failed("error", f"line {n}: model_input_size {exc}", id=sample_id)
+            continue
+        yield (
+            meta,
+            score_item_for(
+                sample, completion, step=step, total_steps=total_steps, model_input_size=input_size
+            ),
+        )
 
 
-def _sizes(obj: dict[str, Any]) -> dict[str, Any]:
-    return {"model_input_size": obj["model_input_size"]} if obj.get("model_input_size") is not None else {}
+def _size(value: Any) -> tuple[float, float]:
+    if not (type(value) is list and len(value) == 2 and all(type(v) in (int, float) for v in value)):
+        raise ValueError(f"must be [width, height], got {str(value)[:40]}")
+    return float(value[0]), float(value[1])
 
 
-def _load_templates(data_dir: Path, ids: set[str], *, step: int, total_steps: int) -> dict[str, Template]:
-    """id → (data_source, the sample's Item fields but the completion, or why the sample is unusable)."""
+def _load_samples(data_dir: Path, ids: set[str]) -> tuple[dict[str, Sample], dict[str, str]]:
+    """(id -> the sample without images and prompt, id -> why that sample cannot be scored)."""
     shards = sorted((data_dir / "data").rglob("*.parquet"))
     if not shards:
         raise DatasetError(f"no parquet shards under {data_dir / 'data'}")
     wanted = [n for n in arrow_schema().names if n not in ("images", "prompt")]  # never image bytes
-    out: dict[str, Template] = {}
+    out: dict[str, Sample] = {}
+    broken: dict[str, str] = {}
     for shard in shards:
         if not ids:
             break
@@ -175,36 +212,14 @@ def _load_templates(data_dir: Path, ids: set[str], *, step: int, total_steps: in
             if row["id"] in out:
                 continue
             row["images"], row["prompt"] = [], []
-            out[row["id"]] = (row["data_source"], _template(row, step, total_steps))
-            ids.discard(row["id"])
-    return out
-
-
-def _template(row: dict[str, Any], step: int, total_steps: int) -> dict[str, Any] | str:
-    s = row_to_sample(row)
-    try:
-        params = json.loads(s.reward.verifier_params or "{}")
-    except json.JSONDecodeError as exc:
-        return f"verifier_params is not JSON: {exc.msg}"
-    try:
-        boxes = get_verifier(s.reward.verifier).boxes
-    except UnknownVerifierError:
-        boxes = False  # scoring reports the unknown verifier
-    gt: Any = s.ground_truth
-    if boxes:
-        gt = [{"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]} for b in s.boxes]
-    size = [s.image_sizes[0].width, s.image_sizes[0].height] if s.image_sizes else None
-    return {
-        "verifier": s.reward.verifier,
-        "params": params,
-        "ground_truth": gt,
-        "accuracy_weight": s.reward.accuracy_weight,
-        "format_weight": s.reward.format_weight,
-        "step": step,
-        "total_steps": total_steps,
-        "image_size": size,
-        "data_source": s.data_source,
-    }
+            sample = row_to_sample(row)
+            out[sample.id] = sample
+            try:
+                json.loads(sample.reward.verifier_params or "{}")
+            except json.JSONDecodeError as exc:
+                broken[sample.id] = f"verifier_params is not JSON: {exc.msg}"
+            ids.discard(sample.id)
+    return out, broken
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,19 +245,6 @@ def _lines(path: str | Path) -> Iterator[Iterator[tuple[int, bytes]]]:
         yield ((n, line) for n, line in enumerate(f, 1) if line.strip())
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[BinaryIO]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _blocks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
     block: list[Entry] = []
     for e in entries:
@@ -255,34 +257,42 @@ def _blocks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
 
 
 def _run(
-    entries: Iterable[Entry], out_path: str | Path, backend: RewardBackend, progress: Progress | None
-) -> dict:
+    entries: Callable[[], Iterator[Entry]], out: Path, backend: RewardBackend, progress: Progress | None
+) -> dict[str, Any]:
     stats: dict[str, dict[str, float]] = {}
-    done = 0
-    try:
-        with _atomic(Path(out_path)) as out:
-            for block in _blocks(entries, BLOCK):
-                todo = [i for i, (_, x) in enumerate(block) if isinstance(x, ScoreItem)]
-                scored = backend.score([block[i][1] for i in todo]) if todo else []
-                results: list[Any] = [x for _, x in block]
-                for i, r in zip(todo, scored, strict=True):
-                    results[i] = r
+
+    def write(tmp: Path) -> None:
+        done = 0
+        with open(tmp, "wb") as f:
+            for block in _blocks(entries(), BLOCK):
+                todo = [(i, x) for i, (_, x) in enumerate(block) if isinstance(x, ScoreItem)]
+                scored = backend.score([x for _, x in todo]) if todo else []
+                results = [x if isinstance(x, RewardResult) else None for _, x in block]
+                for (i, _), scored_one in zip(todo, scored, strict=True):
+                    results[i] = scored_one
                 for (meta, _), r in zip(block, results, strict=True):
-                    out.write(orjson.dumps({**meta, **r.to_dict()}) + b"\n")
+                    assert r is not None  # every item was scored
+                    wire = result_to_wire(r)
+                    line = {"id": wire.pop("id")} if "id" in wire else {}
+                    f.write(orjson.dumps({**line, **meta, **wire}) + b"\n")
                     _tally(stats, meta.get("data_source") or "(none)", r)
                 done += len(block)
                 if progress is not None:
                     progress(done)
+
+    try:
+        atomic.write_file(out, write)
     finally:
         backend.close()
-    return _summary(stats, Path(out_path))
+    return _summary(stats, out)
+
+
+_COUNTERS = ("count", "ok", "not_applicable", "error", "timeout", "r", "a")
 
 
 def _tally(stats: dict[str, dict[str, float]], source: str, r: RewardResult) -> None:
     for key in (source, "\0total"):
-        s = stats.setdefault(
-            key, dict.fromkeys(("count", "ok", "not_applicable", "error", "timeout", "r", "a"), 0)
-        )
+        s = stats.setdefault(key, dict.fromkeys(_COUNTERS, 0.0))
         s["count"] += 1
         s[r.status] += 1
         if r.status == "ok":
@@ -303,7 +313,7 @@ def _summary(stats: dict[str, dict[str, float]], out: Path) -> dict[str, Any]:
             "mean_accuracy": s["a"] / ok if ok else None,
         }
 
-    empty = dict.fromkeys(("count", "ok", "not_applicable", "error", "timeout", "r", "a"), 0)
+    empty = dict.fromkeys(_COUNTERS, 0.0)
     return {
         "out": str(out),
         "total": one(stats.get("\0total", empty)),

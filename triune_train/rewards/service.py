@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from triune_data.verifiers.common.wire import item_id
 from triune_train.rewards.pool import RewardPool
 from triune_train.rewards.protocol import (
     MAX_BODY_BYTES,
@@ -119,11 +120,13 @@ def build_app(
             results = await pool.ascore(items)
         except RewardServiceError as exc:  # the pool is closing (server shutdown)
             return error(503, str(exc))
-        ids = [_item_id(i) for i in items]
+        for item, result in zip(items, results, strict=True):
+            if result.id is None:  # an item too broken to validate still gets its id back
+                result.id = item_id(item)
         count(items, results)
         requests["score"] += 1
         log.debug("scored %d items in %.1f ms", len(items), 1000 * (time.perf_counter() - started))
-        content = encode_results(results, ids if any(i is not None for i in ids) else None)
+        content = encode_results(results)
         return Response(content, media_type="application/json")
 
     def health() -> dict[str, Any]:
@@ -170,11 +173,6 @@ def build_app(
         return Response(orjson.dumps({**health(), "by_source": rows}), media_type="application/json")
 
     return app
-
-
-def _item_id(item: Any) -> str | int | None:
-    i = item.get("id") if type(item) is dict else None
-    return i if type(i) in (str, int) else None
 
 
 def serve(

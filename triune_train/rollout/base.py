@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from triune_data.errors import TriuneError
-from triune_data.schema import Sample  # moves to triune_data.types with issue 7
+from triune_data.types import Sample
 
 if TYPE_CHECKING:
     from torch import nn

@@ -7,9 +7,9 @@ from PIL import Image
 
 from triune_data.build import build_dataset
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord
 from triune_data.sources.base import Draft, PromptPool, Reject, SourceContext, get_source
 from triune_data.sources.clevr import ClevrOptions, count
+from triune_data.sources.common.fields import BadRecord
 from triune_data.verifiers import verifier_names
 
 POOLS = {"counting": PromptPool(("{question}",), (("Answer with a number.",),))}

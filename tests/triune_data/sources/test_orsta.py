@@ -9,8 +9,8 @@ from PIL import Image
 
 from triune_data.build import build_dataset
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord
 from triune_data.sources.base import Draft, DraftBox, ImageBytes, Reject, SourceContext, get_source
+from triune_data.sources.common.fields import BadRecord
 from triune_data.sources.orsta import OrstaOptions, parse_boxes, python_literal, unbox
 from triune_data.verifiers import verifier_names
 

@@ -85,7 +85,7 @@ def test_vlmr1_rec_json(tmp_path):
 
 def test_normalized_solution_declares_the_norm1000_frame(tmp_path):
     path = write(tmp_path, "rec.json", VLMR1[:1], jsonl=False)
-    d = read(tmp_path, path, bbox_format="xyxy", bbox_keys=["normalized_solution"], normalized="norm1000")[0]
+    d = read(tmp_path, path, bbox_format="xyxy", bbox_keys=["normalized_solution"], frame="norm1000")[0]
     assert d.box_frame == "norm1000" and (d.boxes[0].x1, d.boxes[0].y2) == (22.0, 978.0)
 
 

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 from triune_data.build import build_dataset
 from triune_data.materialize import MaterializeOptions, SourceRun, materialize
 from triune_data.recipe import load_recipe
-from triune_data.schema import TASKS, Sample
-from triune_data.sources._synth_render import COLORS, font, render_scene
 from triune_data.sources.base import Draft, PromptPool, SourceContext
+from triune_data.sources.common.synth_render import COLORS, font, render_scene
 from triune_data.sources.synthetic import SyntheticOptions, read_synthetic
+from triune_data.types import TASKS, Sample
 
 REPO = Path(__file__).resolve().parents[3]
 QUESTION = PromptPool(("{question}",), (("Think step by step.",), ("Put the final answer in \\boxed{}.",)))
@@ -446,7 +446,13 @@ def test_ground_truth_gets_full_marks_from_the_task_verifier(task):
         verdicts = [
             score(
                 ScoreItem(
-                    r.verifier, c, s.ground_truth, r.verifier_params, image_size=size, step=9, total_steps=10
+                    verifier=r.verifier,
+                    completion=c,
+                    ground_truth=s.ground_truth,
+                    params=r.verifier_params,
+                    image_size=size,
+                    step=9,
+                    total_steps=10,
                 )
             )
             for c in (right, wrong)

@@ -72,20 +72,41 @@ def test_counting_table(completion, gold, params, accuracy, abs_error):
 def test_gold_must_be_a_non_negative_integer(gold):
     with pytest.raises(VerifierError, match="not a non-negative integer"):
         verify_counting("<answer>4</answer>", gold, CountingParams(), CTX)
-    assert score(ScoreItem("counting", "<answer>4</answer>", gold)).status == "error"
+    assert (
+        score(ScoreItem(verifier="counting", completion="<answer>4</answer>", ground_truth=gold)).status
+        == "error"
+    )
 
 
 def test_score_with_format_weight():
     completion = "<think>\nTwo dogs and a cat.\n</think>\n<answer>\n3\n</answer>"
-    result = score(ScoreItem("counting", completion, "3", accuracy_weight=1.0, format_weight=0.5))
+    result = score(
+        ScoreItem(
+            verifier="counting",
+            completion=completion,
+            ground_truth="3",
+            accuracy_weight=1.0,
+            format_weight=0.5,
+        )
+    )
     assert (result.status, result.accuracy, result.format, result.reward) == ("ok", 1.0, 1.0, 1.0)
-    sloppy = score(ScoreItem("counting", "<answer>3</answer>", "3", accuracy_weight=1.0, format_weight=1.0))
+    sloppy = score(
+        ScoreItem(
+            verifier="counting",
+            completion="<answer>3</answer>",
+            ground_truth="3",
+            accuracy_weight=1.0,
+            format_weight=1.0,
+        )
+    )
     assert (sloppy.format, sloppy.reward) == (0.0, 0.5)  # V-Triune's newline-sensitive tag checks
 
 
 @pytest.mark.parametrize("params", [{"tolerance": -1}, {"extract": "first_number"}, {"tol": 1}])
 def test_bad_params_are_errors(params):
-    result = score(ScoreItem("counting", "<answer>3</answer>", "3", params=params))
+    result = score(
+        ScoreItem(verifier="counting", completion="<answer>3</answer>", ground_truth="3", params=params)
+    )
     assert result.status == "error" and "verifier_params" in result.message
 
 

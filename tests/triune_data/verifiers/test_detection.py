@@ -7,9 +7,9 @@ import pytest
 
 from triune_data.coords import resized_size
 from triune_data.errors import VerifierError
-from triune_data.schema import Box
+from triune_data.types import Box
 from triune_data.verifiers import ScoreItem, VerifyContext, score
-from triune_data.verifiers._boxes import _max_weight_assignment, match_hungarian
+from triune_data.verifiers.common.box_match import _max_weight_assignment, match_hungarian
 from triune_data.verifiers.detection import DetectionParams, verify_detection
 
 COMPONENTS = {
@@ -103,7 +103,7 @@ def test_vtriune_worked_examples(completion, step, total, params, accuracy):
     ],
 )
 def test_through_score_with_format_weight(completion, step, reward, accuracy, ground_truth):
-    item = ScoreItem("detection", completion, ground_truth, accuracy_weight=1.0, format_weight=0.1,
+    item = ScoreItem(verifier="detection", completion=completion, ground_truth=ground_truth, accuracy_weight=1.0, format_weight=0.1,
                      step=step, total_steps=100, image_size=IMAGE)  # fmt: skip
     r = score(item)
     assert r.status == "ok", r.message
@@ -148,7 +148,15 @@ def test_dynamic_threshold_schedule(step, total, params, tau):
     ],
 )
 def test_invalid_params_are_errors(params, fragment):
-    r = score(ScoreItem("detection", answer(([1, 1, 2, 2], "dog")), GT_DOG, params=params, image_size=IMAGE))
+    r = score(
+        ScoreItem(
+            verifier="detection",
+            completion=answer(([1, 1, 2, 2], "dog")),
+            ground_truth=GT_DOG,
+            params=params,
+            image_size=IMAGE,
+        )
+    )
     assert r.status == "error" and fragment in r.message and r.reward == 0.0
 
 
@@ -170,7 +178,7 @@ GT_WIDE = [{"label": "car", "bbox": [100, 50, 500, 250]}]
     ],
 )
 def test_coordinate_frames(box, coords, model_input_size, accuracy):
-    item = ScoreItem("detection", answer((box, "car")), GT_WIDE, params={"coords": coords},
+    item = ScoreItem(verifier="detection", completion=answer((box, "car")), ground_truth=GT_WIDE, params={"coords": coords},
                      image_size=STORED, model_input_size=model_input_size)  # fmt: skip
     r = score(item)
     assert r.status == "ok" and r.accuracy == pytest.approx(accuracy, abs=1e-12)
@@ -196,14 +204,16 @@ def test_orsta_row_in_norm1000_frame():
     [("norm1000", None, None), ("norm1", None, None), ("pixel", None, (1008, 504))],
 )
 def test_missing_image_size_is_an_error_when_needed(coords, image_size, model_input_size):
-    item = ScoreItem("detection", answer(([1, 1, 2, 2], "dog")), GT_DOG, params={"coords": coords},
+    item = ScoreItem(verifier="detection", completion=answer(([1, 1, 2, 2], "dog")), ground_truth=GT_DOG, params={"coords": coords},
                      image_size=image_size, model_input_size=model_input_size)  # fmt: skip
     r = score(item)
     assert r.status == "error" and "image size" in r.message
 
 
 def test_identity_frame_needs_no_image_size():
-    r = score(ScoreItem("detection", answer(([100, 100, 300, 300], "dog")), GT_DOG))
+    r = score(
+        ScoreItem(verifier="detection", completion=answer(([100, 100, 300, 300], "dog")), ground_truth=GT_DOG)
+    )
     assert r.status == "ok" and r.accuracy == 1.0
 
 
@@ -334,7 +344,15 @@ def test_map_terms(boxes, weights, accuracy):
     ],
 )
 def test_edge_cases(completion, ground_truth, accuracy, fmt, note):
-    r = score(ScoreItem("detection", completion, ground_truth, image_size=IMAGE, format_weight=0.1))
+    r = score(
+        ScoreItem(
+            verifier="detection",
+            completion=completion,
+            ground_truth=ground_truth,
+            image_size=IMAGE,
+            format_weight=0.1,
+        )
+    )
     assert r.status == "ok", r.message
     assert (r.accuracy, r.format) == (pytest.approx(accuracy, abs=1e-12), fmt)
     assert note in r.message
@@ -375,7 +393,14 @@ def test_answer_block_optional_when_asked():
     ],
 )
 def test_unusable_ground_truth_is_an_error(ground_truth, fragment):
-    r = score(ScoreItem("detection", answer(([100, 100, 300, 300], "dog")), ground_truth, image_size=IMAGE))
+    r = score(
+        ScoreItem(
+            verifier="detection",
+            completion=answer(([100, 100, 300, 300], "dog")),
+            ground_truth=ground_truth,
+            image_size=IMAGE,
+        )
+    )
     assert r.status == "error" and fragment in r.message and r.reward == 0.0
 
 
@@ -397,7 +422,9 @@ def test_megabyte_completion_called_directly_stays_bounded():
     assert v.status == "ok" and v.accuracy == 0.0 and v.components["num_pred"] == 1.0
     deep = run("\n<answer>\n" + "[" * 1_000_000 + "\n</answer>")
     assert deep.accuracy == 0.0 and deep.format == 0.0 and "nesting" in deep.message
-    r = score(ScoreItem("detection", "x" * 1_000_000, GT_DOG, image_size=IMAGE))
+    r = score(
+        ScoreItem(verifier="detection", completion="x" * 1_000_000, ground_truth=GT_DOG, image_size=IMAGE)
+    )
     assert r.status == "ok" and r.reward == 0.0 and "longer than" in r.message
 
 

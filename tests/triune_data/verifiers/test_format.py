@@ -2,14 +2,10 @@
 
 import pytest
 
-from triune_data.verifiers import ScoreItem, VerifyContext, _extract, score
-from triune_data.verifiers.format import (
-    FormatOnlyParams,
-    FormatSpec,
-    answer_block,
-    format_score,
-    verify_format,
-)
+from triune_data.verifiers import ScoreItem, VerifyContext, score
+from triune_data.verifiers.common import extract
+from triune_data.verifiers.common.extract import answer_block
+from triune_data.verifiers.format import FormatOnlyParams, FormatSpec, format_score, verify_format
 
 # Completions in the layouts models actually emit (R1-V, VLM-R1, Orsta closeform prompts).
 CLOSEFORM = "<think>\nBD = 1 and D is the midpoint, so AB = 4.\n</think>\n<answer>\n\\boxed{4}\n</answer>"
@@ -82,16 +78,23 @@ def test_format_score_table(completion, mode, strict, expected):
 )
 def test_answer_block(completion, block):
     assert answer_block(completion) == block
-    # the linear-time scanner the text verifiers use reads the same block
-    assert _extract.answer_block(completion) == block
+    # the one scanner every verifier uses (text and box verifiers alike)
+    assert extract.answer_block(completion) == block
 
 
 def test_format_verifier_through_score():
-    result = score(ScoreItem("format", CLOSEFORM, "ignored"))
+    result = score(ScoreItem(verifier="format", completion=CLOSEFORM, ground_truth="ignored"))
     assert (result.status, result.accuracy, result.format, result.reward) == ("ok", 1.0, 1.0, 1.0)
     relaxed = {"format": {"mode": "think_answer", "strict_newlines": False}}
-    assert score(ScoreItem("format", R1V_SPACED, "", params=relaxed)).reward == 1.0
-    half = score(ScoreItem("format", TWO_ANSWERS, "", accuracy_weight=1.0, format_weight=1.0))
+    assert (
+        score(ScoreItem(verifier="format", completion=R1V_SPACED, ground_truth="", params=relaxed)).reward
+        == 1.0
+    )
+    half = score(
+        ScoreItem(
+            verifier="format", completion=TWO_ANSWERS, ground_truth="", accuracy_weight=1.0, format_weight=1.0
+        )
+    )
     assert (half.accuracy, half.format, half.reward) == (0.5, 0.5, 0.5)
 
 
@@ -105,7 +108,7 @@ def test_format_verifier_direct_call():
     [{"format": {"mode": "tags"}}, {"format": {"strict": True}}, {"mode": "boxed"}, {"format": "boxed"}],
 )
 def test_bad_format_params_are_errors(params):
-    result = score(ScoreItem("format", CLOSEFORM, "", params=params))
+    result = score(ScoreItem(verifier="format", completion=CLOSEFORM, ground_truth="", params=params))
     assert result.status == "error" and "verifier_params" in result.message
 
 

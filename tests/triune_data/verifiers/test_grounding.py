@@ -37,7 +37,15 @@ def think_answer(body: str) -> str:
     ],
 )  # fmt: skip
 def test_grounding_table(completion, params, accuracy, fmt):
-    r = score(ScoreItem("grounding", completion, GT_TABLE, params=params, image_size=IMAGE))
+    r = score(
+        ScoreItem(
+            verifier="grounding",
+            completion=completion,
+            ground_truth=GT_TABLE,
+            params=params,
+            image_size=IMAGE,
+        )
+    )
     assert r.status == "ok", r.message
     if accuracy is None:  # computed from the IoU of the two boxes
         gx1, gy1, gx2, gy2 = GT_TABLE[0]["bbox"]
@@ -53,13 +61,22 @@ def test_grounding_in_norm1000_frame_with_vlm_r1_style_no_answer_block():
     completion = '```json\n[\n\t{"bbox_2d": [1.5, 254.1, 1000, 990.7], "label": "table"}\n]\n```'
     gt = [{"label": "table", "bbox": [0.96, 108.5007, 640.0, 423.02890000000005]}]
     params = {"coords": "norm1000", "answer_required": False}
-    r = score(ScoreItem("grounding", completion, gt, params=params, image_size=IMAGE))
+    r = score(
+        ScoreItem(
+            verifier="grounding", completion=completion, ground_truth=gt, params=params, image_size=IMAGE
+        )
+    )
     assert r.status == "ok" and r.accuracy == pytest.approx(1.0, abs=1e-9) and r.format == 0.0
 
 
 def test_ground_truth_string_without_labels():
     r = score(
-        ScoreItem("grounding", think_answer("[10, 10, 50, 50]"), "[[10, 10, 50, 50]]", image_size=IMAGE)
+        ScoreItem(
+            verifier="grounding",
+            completion=think_answer("[10, 10, 50, 50]"),
+            ground_truth="[[10, 10, 50, 50]]",
+            image_size=IMAGE,
+        )
     )
     assert r.status == "ok" and r.accuracy == 1.0
 

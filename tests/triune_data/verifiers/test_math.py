@@ -161,7 +161,7 @@ def test_many_unclosed_boxes_are_no_answer():
 def test_unusable_gold_is_an_error(gold, why):
     with pytest.raises(VerifierError, match=why):
         verify_math(r"\boxed{4}", gold, MathParams(), CTX)
-    result = score(ScoreItem("math", r"\boxed{4}", gold))
+    result = score(ScoreItem(verifier="math", completion=r"\boxed{4}", ground_truth=gold))
     assert result.status == "error" and result.reward == 0.0 and why in result.message
 
 
@@ -179,10 +179,26 @@ def test_works_off_the_main_thread():
 @pytest.mark.parametrize("name", ["math", "mathverify"])
 def test_score_with_weights_and_alias(name):
     completion = closeform(MIDPOINT, "5")  # perfect format, wrong answer
-    wrong = score(ScoreItem(name, completion, r"\boxed{4}", accuracy_weight=1.0, format_weight=0.1))
+    wrong = score(
+        ScoreItem(
+            verifier=name,
+            completion=completion,
+            ground_truth=r"\boxed{4}",
+            accuracy_weight=1.0,
+            format_weight=0.1,
+        )
+    )
     assert wrong.status == "ok" and (wrong.accuracy, wrong.format) == (0.0, 1.0)
     assert wrong.reward == pytest.approx(0.1 / 1.1)
-    right = score(ScoreItem(name, closeform(MIDPOINT, "4"), "4", accuracy_weight=1.0, format_weight=0.0))
+    right = score(
+        ScoreItem(
+            verifier=name,
+            completion=closeform(MIDPOINT, "4"),
+            ground_truth="4",
+            accuracy_weight=1.0,
+            format_weight=0.0,
+        )
+    )
     assert right.reward == 1.0 and right.components == {"predicted": 1.0}
     assert get_verifier(name).name == "math"
 
@@ -200,7 +216,7 @@ def test_format_rule_is_configurable():
     [{"max_nesting": 100}, {"units": "maybe"}, {"boxed_match_priority": -2}, {"extraction": "any"}],
 )
 def test_bad_params_are_errors(params):
-    result = score(ScoreItem("math", r"\boxed{4}", "4", params=params))
+    result = score(ScoreItem(verifier="math", completion=r"\boxed{4}", ground_truth="4", params=params))
     assert result.status == "error" and "verifier_params" in result.message
 
 

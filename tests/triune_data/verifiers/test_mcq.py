@@ -109,7 +109,7 @@ def test_custom_labels_and_longer_option_texts_first():
 def test_unusable_gold_is_an_error(gold, options, why):
     with pytest.raises(VerifierError, match=why):
         verify_mcq("A", gold, McqParams(options=options), CTX)
-    result = score(ScoreItem("mcq", "A", gold, params={"options": options}))
+    result = score(ScoreItem(verifier="mcq", completion="A", ground_truth=gold, params={"options": options}))
     assert result.status == "error" and why in result.message
 
 
@@ -126,14 +126,32 @@ def test_unusable_gold_is_an_error(gold, options, why):
     ],
 )
 def test_bad_params_are_errors(params):
-    result = score(ScoreItem("mcq", "A", "A", params=params))
+    result = score(ScoreItem(verifier="mcq", completion="A", ground_truth="A", params=params))
     assert result.status == "error" and "verifier_params" in result.message
 
 
 def test_score_combines_format():
     completion = "<think>\nThe climate is the long-term pattern.\n</think>\n<answer>\nB\n</answer>"
     params = {"options": ["weather", "climate"]}
-    result = score(ScoreItem("mcq", completion, "B", params=params, accuracy_weight=1.0, format_weight=0.1))
+    result = score(
+        ScoreItem(
+            verifier="mcq",
+            completion=completion,
+            ground_truth="B",
+            params=params,
+            accuracy_weight=1.0,
+            format_weight=0.1,
+        )
+    )
     assert (result.status, result.accuracy, result.format, result.reward) == ("ok", 1.0, 1.0, 1.0)
-    result = score(ScoreItem("mcq", "A", "B", params=params, accuracy_weight=1.0, format_weight=0.1))
+    result = score(
+        ScoreItem(
+            verifier="mcq",
+            completion="A",
+            ground_truth="B",
+            params=params,
+            accuracy_weight=1.0,
+            format_weight=0.1,
+        )
+    )
     assert result.reward == 0.0 and result.components == {"predicted": 1.0, "ambiguous": 0.0}

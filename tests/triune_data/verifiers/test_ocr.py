@@ -60,7 +60,14 @@ def test_ocr_table(completion, gold, params, exact, anls_value):
 def test_accuracy_can_be_anls():
     params = OcrParams(accuracy="anls")
     assert verify_ocr("<answer>stp</answer>", "stop", params, CTX).accuracy == pytest.approx(0.75)
-    result = score(ScoreItem("ocr", "<answer>stp</answer>", "stop", params={"accuracy": "anls"}))
+    result = score(
+        ScoreItem(
+            verifier="ocr",
+            completion="<answer>stp</answer>",
+            ground_truth="stop",
+            params={"accuracy": "anls"},
+        )
+    )
     assert result.reward == pytest.approx(0.75)
 
 
@@ -108,18 +115,37 @@ def test_long_answers_are_bounded():
 def test_empty_accepted_answers_are_errors(gold, params):
     with pytest.raises(VerifierError, match="empty after normalisation"):
         verify_ocr("<answer>stop</answer>", gold, OcrParams(**params), CTX)
-    assert score(ScoreItem("ocr", "<answer>stop</answer>", gold, params=params)).status == "error"
+    assert (
+        score(
+            ScoreItem(verifier="ocr", completion="<answer>stop</answer>", ground_truth=gold, params=params)
+        ).status
+        == "error"
+    )
 
 
 @pytest.mark.parametrize("params", [{"anls_threshold": 0}, {"accuracy": "f1"}, {"alternatives": "stop"}])
 def test_bad_params_are_errors(params):
-    result = score(ScoreItem("ocr", "<answer>stop</answer>", "stop", params=params))
+    result = score(
+        ScoreItem(verifier="ocr", completion="<answer>stop</answer>", ground_truth="stop", params=params)
+    )
     assert result.status == "error" and "verifier_params" in result.message
 
 
 def test_score_combines_format():
     completion = "<think>\nIt reads STOP.\n</think>\n<answer>\nSTOP\n</answer>"
-    result = score(ScoreItem("ocr", completion, "stop", accuracy_weight=1.0, format_weight=1.0))
+    result = score(
+        ScoreItem(
+            verifier="ocr", completion=completion, ground_truth="stop", accuracy_weight=1.0, format_weight=1.0
+        )
+    )
     assert (result.accuracy, result.format, result.reward) == (1.0, 1.0, 1.0)
-    result = score(ScoreItem("ocr", "<answer>GO</answer>", "stop", accuracy_weight=1.0, format_weight=1.0))
+    result = score(
+        ScoreItem(
+            verifier="ocr",
+            completion="<answer>GO</answer>",
+            ground_truth="stop",
+            accuracy_weight=1.0,
+            format_weight=1.0,
+        )
+    )
     assert (result.accuracy, result.format, result.reward) == (0.0, 0.0, 0.0)

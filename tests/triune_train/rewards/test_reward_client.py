@@ -37,7 +37,7 @@ ITEMS = [
 
 def check(results: list) -> None:
     """Same results as plain `score()`; the invalid dict is an error naming its field."""
-    as_dict = ScoreItem(verifier="format", completion=THINK, ground_truth="2019")
+    as_dict = ScoreItem(verifier="format", completion=THINK, ground_truth="2019", id="as-dict")  # ids echo
     assert results[:3] == [score(ITEMS[0]), score(ITEMS[1]), score(as_dict)]
     assert results[3].status == "error" and "format_weight" in results[3].message
     assert results[4] == score(ITEMS[4]) and results[4].status == "error"

@@ -176,3 +176,21 @@ def test_empty_and_inline_ascore() -> None:
     p = RewardPool(0)
     assert p.score([]) == [] and p.stats()["pids"] == []
     assert asyncio.run(p.ascore([echo(0.25)]))[0].accuracy == 0.25
+
+
+def test_every_result_echoes_its_item_id(pool: RewardPool) -> None:
+    """Results made by the pool itself (timeouts, invalid items) carry the id too."""
+    hung = ScoreItem(verifier="_test_sleep", completion="", ground_truth="", id="hung")
+    items = [
+        ScoreItem(verifier="_test_echo", completion="", ground_truth="0.5", id="a"),
+        hung,
+        {"verifier": "format", "completion": "", "ground_truth": "", "step": -1, "id": 7},
+        {"verifier": "format", "completion": "", "ground_truth": ""},
+    ]
+    results = pool.score(items)
+    assert [(r.id, r.status) for r in results] == [
+        ("a", "ok"),
+        ("hung", "timeout"),
+        (7, "error"),
+        (None, "ok"),
+    ]

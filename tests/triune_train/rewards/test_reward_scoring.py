@@ -10,16 +10,8 @@ import pytest
 from _reward_testkit import PRELOAD, Service
 
 from triune_data.errors import DatasetError
-from triune_data.schema import (
-    Box,
-    Image,
-    ImageSize,
-    Message,
-    Provenance,
-    RewardSpec,
-    Sample,
-    samples_to_table,
-)
+from triune_data.schema import samples_to_table
+from triune_data.types import Box, Image, ImageSize, Message, Provenance, RewardSpec, Sample
 from triune_train.rewards.scoring import score_dataset, score_items_file
 
 THINK = "<think>\nThere are 3 red cubes.\n</think>\n<answer>\n\\boxed{3}\n</answer>"
@@ -167,3 +159,62 @@ def test_score_dataset_needs_shards(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text('{"id": "a", "completion": "x"}\n')
     with pytest.raises(DatasetError, match="no parquet shards"):
         score_dataset(tmp_path, tmp_path / "c.jsonl", tmp_path / "o.jsonl", workers=0)
+
+
+def test_score_dataset_reads_the_completions_contract(tmp_path: Path, dataset: Path) -> None:
+    """`{"id", "completions": [...]}` lines: one result per completion, with its index; every
+    problem is an error result naming its line, counted in the summary."""
+    lines = [
+        orjson.dumps({"id": "c1", "completions": [THINK, "no tags", THINK]}),
+        orjson.dumps({"id": "d1", "completions": ["yes", "no"], "model_input_size": [320, 240]}),
+        orjson.dumps({"id": "zz", "completions": [THINK, THINK]}),  # unknown id
+        orjson.dumps({"id": "c1", "completions": [THINK, None]}),  # a completion that is no string
+        orjson.dumps({"id": "c1", "completions": []}),
+        orjson.dumps({"id": "c1", "completion": THINK, "completions": [THINK]}),  # which one?
+        orjson.dumps({"completions": [THINK]}),  # no id
+        b"[1, 2]",
+        orjson.dumps({"id": "c3", "completions": [THINK]}),  # the sample's params are broken
+    ]
+    completions = tmp_path / "completions.jsonl"
+    completions.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "scored.jsonl"
+    summary = score_dataset(dataset, completions, out, workers=0, preload=[PRELOAD])
+    rows = read_jsonl(out)
+    assert [(r.get("id"), r.get("data_source"), r.get("index"), r["status"]) for r in rows] == [
+        ("c1", "clevr", 0, "ok"),
+        ("c1", "clevr", 1, "ok"),
+        ("c1", "clevr", 2, "ok"),
+        ("d1", "det", 0, "ok"),
+        ("d1", "det", 1, "ok"),
+        ("zz", None, 0, "error"),
+        ("zz", None, 1, "error"),
+        ("c1", "clevr", 0, "ok"),
+        ("c1", "clevr", 1, "error"),
+        ("c1", None, None, "error"),
+        ("c1", None, None, "error"),
+        (None, None, None, "error"),
+        (None, None, None, "error"),
+        ("c3", "clevr", 0, "error"),
+    ]
+    assert [r["reward"] for r in rows[:5]] == [1.0, 0.0, 1.0, 1.0, 0.0]
+    assert rows[5]["message"] == rows[6]["message"] == "line 3: unknown sample id 'zz'"
+    assert rows[8]["message"] == "line 4: completion 1 is a NoneType, not a string"
+    assert rows[9]["message"].startswith("line 5: `completions` is not a non-empty list")
+    assert [r["message"].split(":")[0] for r in rows[10:13]] == ["line 6", "line 7", "line 8"]
+    assert rows[13]["message"].startswith("sample 'c3': verifier_params is not JSON")
+    assert summary["total"] == {**summary["total"], "count": 14, "ok": 6, "error": 8}
+    assert summary["by_source"]["(none)"]["error"] == 6 and summary["by_source"]["clevr"]["count"] == 6
+
+
+def test_score_dataset_passes_the_model_input_size(tmp_path: Path, dataset: Path) -> None:
+    completions = tmp_path / "completions.jsonl"
+    completions.write_bytes(
+        orjson.dumps({"id": "d1", "completion": "yes", "model_input_size": [320, 240]})
+        + b"\n"
+        + orjson.dumps({"id": "d1", "completion": "yes", "model_input_size": [0, "x"]})
+    )
+    out = tmp_path / "scored.jsonl"
+    score_dataset(dataset, completions, out, workers=0, preload=[PRELOAD])
+    rows = read_jsonl(out)
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"] == "error" and rows[1]["message"].startswith("line 2: model_input_size")

@@ -16,8 +16,8 @@ import random
 from fractions import Fraction
 from typing import NamedTuple
 
-from triune_data.sources import _synth_render as render
-from triune_data.sources._synth_render import Op
+from triune_data.sources.common import synth_render as render
+from triune_data.sources.common.synth_render import Op
 
 
 def _frac(v: Fraction) -> str:

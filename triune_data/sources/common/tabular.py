@@ -20,15 +20,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeAlias
 
 from triune_data.errors import SourceError
-from triune_data.sources._fields import BadRecord
 from triune_data.sources.base import (
-    MALFORMED_RECORD,
     ImageBytes,
     ImageFile,
     ImageSource,
     iter_jsonl,
     read_json_file,
 )
+from triune_data.sources.common.fields import BadRecord
 
 TableFormat: TypeAlias = Literal["auto", "jsonl", "json", "parquet", "hf_disk"]
 BATCH_ROWS = 64  # rows materialised at a time (a batch of embedded images stays a few MB)
@@ -185,9 +184,9 @@ def image_sources(value: Any, root: Path) -> list[ImageSource]:
         elif isinstance(item, (str, dict)):
             name = item.get("path") if isinstance(item, dict) else item
             if not isinstance(name, str) or not name.strip():
-                raise BadRecord(MALFORMED_RECORD, f"image without bytes or path: {str(item)[:60]!r}")
+                raise BadRecord("malformed_record", f"image without bytes or path: {str(item)[:60]!r}")
             rel = PurePosixPath(name).as_posix()  # "./a/b.png" -> "a/b.png"
             out.append(ImageFile(file=str(root / rel), name=rel))
         else:
-            raise BadRecord(MALFORMED_RECORD, f"image is a {type(item).__name__}: {str(item)[:60]!r}")
+            raise BadRecord("malformed_record", f"image is a {type(item).__name__}: {str(item)[:60]!r}")
     return out

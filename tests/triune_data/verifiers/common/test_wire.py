@@ -1,27 +1,27 @@
-"""Wire protocol: committed schemas match the models, items and results survive a JSON round trip."""
+"""The JSON form of items and results: committed schemas match, both survive a JSON round trip."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
 
-from triune_data.schema import Box
+from triune_data.types import Box
 from triune_data.verifiers import RewardResult, ScoreItem
-from triune_train.rewards.protocol import (
+from triune_data.verifiers.common.wire import (
     coerce_item,
-    encode_results,
+    item_from_wire,
+    item_to_wire,
     request_json_schema,
     result_from_wire,
     result_to_wire,
-    score_item_from_dict,
-    score_item_to_wire,
 )
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[4] / "schemas"
 THINK = "<think>\nThe sum is 4.\n</think>\n<answer>\n\\boxed{4}\n</answer>"
 
 
@@ -46,7 +46,8 @@ ROUND_TRIP = [
 
 @pytest.mark.parametrize("item", ROUND_TRIP, ids=["string_gt", "boxes_and_sizes", "params_as_text"])
 def test_item_round_trip(item: ScoreItem) -> None:
-    back = score_item_from_dict(orjson.loads(orjson.dumps(score_item_to_wire(item))))
+    wire = item_to_wire(item)
+    back = item_from_wire(orjson.loads(orjson.dumps(wire)))
     assert back.verifier == item.verifier and back.completion == item.completion
     assert back.accuracy_weight == item.accuracy_weight and back.format_weight == item.format_weight
     assert (back.step, back.total_steps, back.data_source) == (item.step, item.total_steps, item.data_source)
@@ -56,13 +57,14 @@ def test_item_round_trip(item: ScoreItem) -> None:
     if isinstance(item.ground_truth, str):
         assert back.ground_truth == item.ground_truth
     else:
-        assert back.ground_truth == [
+        assert wire["ground_truth"] == [
             {"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]} for b in item.ground_truth
         ]
+        assert back.ground_truth == item.ground_truth
 
 
 def test_request_validates_against_committed_schema() -> None:
-    body = {"items": [score_item_to_wire(i) | {"id": n} for n, i in enumerate(ROUND_TRIP)]}
+    body = {"items": [item_to_wire(i) | {"id": n} for n, i in enumerate(ROUND_TRIP)]}
     schema = json.loads((SCHEMAS / "reward_request.schema.json").read_text())
     jsonschema.validate(orjson.loads(orjson.dumps(body)), schema)
     with pytest.raises(jsonschema.ValidationError):
@@ -83,6 +85,12 @@ INVALID = [
     ({**BASE, "image_size": [0, 480]}, "image_size"),
     ({**BASE, "image_size": [640]}, "image_size"),
     ({**BASE, "ground_truth": [{"label": "a", "bbox": [1, 2, 3]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [10**400, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [True, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [5, 0, 1, 1]}]}, "ground_truth"),  # x2 < x1
+    ({**BASE, "ground_truth": [{"label": 3, "bbox": [0, 0, 1, 1]}]}, "ground_truth"),
+    ({**BASE, "ground_truth": [{"label": "a", "bbox": [0, 0, 1, 1], "score": 1}]}, "ground_truth"),
+    ({**BASE, "model_frame": "norm100"}, "model_frame"),
     ({**BASE, "ground_truth": 4}, "ground_truth"),
     ({**BASE, "completion": None}, "completion"),
     ({**BASE, "params": "[1, 2]"}, "params"),
@@ -104,19 +112,22 @@ def test_score_item_passes_through() -> None:
 
 
 RESULTS = [
-    RewardResult(1.0, 1.0, 1.0),
-    RewardResult(0.3, 0.25, 1.0, components={"iou@0.5": 0.5, "precision": 1.0}, message="note"),
+    RewardResult(reward=1.0, accuracy=1.0, format=1.0),
+    RewardResult(
+        reward=0.3, accuracy=0.25, format=1.0, components={"iou@0.5": 0.5, "precision": 1.0}, message="note"
+    ),
     RewardResult.failed("timeout", "verifier exceeded the 10s timeout"),
-    RewardResult(0.0, 0.0, 0.0, status="not_applicable", message="no gold boxes"),
+    RewardResult(reward=0.0, accuracy=0.0, format=0.0, status="not_applicable", message="no gold boxes"),
 ]
 
 
 @pytest.mark.parametrize("result", RESULTS)
 def test_result_round_trip(result: RewardResult) -> None:
     assert result_from_wire(orjson.loads(orjson.dumps(result_to_wire(result)))) == result
-    body = orjson.loads(encode_results([result], ["sample-1"]))
+    with_id = replace(result, id="sample-1")
+    body = orjson.loads(orjson.dumps({"results": [result_to_wire(with_id)]}))
     assert body["results"][0]["id"] == "sample-1"
-    assert result_from_wire(body["results"][0]) == result
+    assert result_from_wire(body["results"][0]) == with_id
 
 
 @pytest.mark.parametrize(

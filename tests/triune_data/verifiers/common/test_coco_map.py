@@ -9,7 +9,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from triune_data.verifiers._coco_map import coco_ap
+from triune_data.verifiers.common.coco_map import coco_ap
 
 
 def reference(gt, gt_labels, dt, dt_labels, scores=None) -> list[float]:

@@ -7,13 +7,14 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from triune_data.sources.base import INVALID_TEXT, MALFORMED_RECORD, ImageFile
+from triune_data.rejects import RejectReason
+from triune_data.sources.base import ImageFile
 
 
 class BadRecord(Exception):
     """A record that becomes a Reject with `reason` (raised by the parsing helpers)."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: RejectReason, detail: str):
         super().__init__(detail)
         self.reason, self.detail = reason, detail
 
@@ -21,11 +22,11 @@ class BadRecord(Exception):
 def text(value: Any, what: str) -> str:
     """A non-empty string that encodes as UTF-8 (JSON escapes can carry lone surrogates)."""
     if not isinstance(value, str) or not value.strip():
-        raise BadRecord(MALFORMED_RECORD, f"{what} is missing or not text: {str(value)[:60]!r}")
+        raise BadRecord("malformed_record", f"{what} is missing or not text: {str(value)[:60]!r}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRecord(INVALID_TEXT, f"{what} is not valid UTF-8: {value[:40]!r}") from None
+        raise BadRecord("invalid_text_encoding", f"{what} is not valid UTF-8: {value[:40]!r}") from None
     return value
 
 
@@ -39,12 +40,12 @@ def number(value: Any) -> bool:
 def coords(value: Any, what: str) -> list[float]:
     """Four numbers (NaN and inverted boxes pass: the pipeline rejects them as `invalid_box`)."""
     if type(value) is not list or len(value) != 4 or not _NUMBERS.issuperset(map(type, value)):
-        raise BadRecord(MALFORMED_RECORD, f"{what} is not four numbers: {str(value)[:80]}")
+        raise BadRecord("malformed_record", f"{what} is not four numbers: {str(value)[:80]}")
     try:
         return [float(v) for v in value]
     except OverflowError:  # JSON integers have no size limit
         raise BadRecord(
-            MALFORMED_RECORD, f"{what} has a number beyond float range: {str(value)[:80]}"
+            "malformed_record", f"{what} has a number beyond float range: {str(value)[:80]}"
         ) from None
 
 
@@ -58,4 +59,4 @@ def first(row: dict, keys: list[str], what: str) -> Any:
     for k in keys:
         if k in row:
             return row[k]
-    raise BadRecord(MALFORMED_RECORD, f"no {what} (looked for {', '.join(keys)})")
+    raise BadRecord("malformed_record", f"no {what} (looked for {', '.join(keys)})")

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from triune_data.verifiers._boxes import answer_text, parse_boxes
+from triune_data.verifiers.common.box_parse import parse_boxes
+from triune_data.verifiers.common.box_score import answer_text
 
 DOG = [100.0, 100.0, 300.0, 300.0]
 
