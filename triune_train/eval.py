@@ -6,7 +6,7 @@ the model family answers in), scores them on a reward backend and returns one `C
 per rollout. The loop and `evaluate` both use it, so a completion is scored the same way in both.
 
 `evaluate` samples completions for a list of samples — greedy with one sample (the paper's
-validation, vtriune.md §4), or K samples at a temperature for difficulty statistics — and scores
+validation), or K samples at a temperature for difficulty statistics — and scores
 them at the end-of-training IoU threshold (``total_steps = 0``, as `triune score` does), so eval
 curves are comparable across steps. `write_eval` writes:
 

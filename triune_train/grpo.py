@@ -2,7 +2,7 @@
 
 Shapes: N rollouts in a step; a micro-batch holds B of them, padded to T completion tokens.
 
-What follows the paper (vtriune.md §5.1) and what is configurable:
+What follows the paper and what is configurable:
 
 - advantage ``(r − mean_group) / (std_group + eps)`` (unbiased std, eps 1e-6, as V-Triune's verl);
   ``scale="batch"`` divides by the batch std instead, ``scale="none"`` not at all (Dr.GRPO);

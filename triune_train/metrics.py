@@ -1,7 +1,7 @@
 """Source-level monitoring: per-completion records → flat metrics per data_source, and their logger.
 
 Keys are ``{split}/{data_source}/{metric}`` plus ``{split}/all/{metric}`` over every record
-(V-Triune's source-level monitoring, vtriune.md §4). Metrics of one source:
+(V-Triune's source-level monitoring). Metrics of one source:
 
 - ``count``; ``reward``, ``accuracy``, ``format`` and every verifier component (``iou``, ``tau``,
   ``precision50``, ``map``, ``anls``, ...; whatever the verifiers return), averaged over the rows

@@ -2,7 +2,7 @@
 
 Synthetic *completions* (not metric values) go through the real path: `CompletionRecord`s →
 `completion_metrics` → `MetricsLogger` → RUN/metrics.jsonl. Three sources behave as in the
-paper's curves (vtriune.md §4): binary math accuracy rising with longer responses and more
+paper's curves: binary math accuracy rising with longer responses and more
 reflection; detection under the dynamic IoU threshold (0.85 → 0.95 → 0.99 at 10 % / 25 % of the
 steps), whose accuracy drops at each tightening; OCR in between. Eval (split "test", one greedy
 answer per prompt) every 10 steps.
