@@ -100,6 +100,13 @@ class DataSection(_Section):
         description="Prompt budget in tokens, image tokens included; longer prompts are skipped and counted "
         "(never truncated mid-image).",
     )
+    max_replacement_draws: int | None = Field(
+        default=None,
+        ge=0,
+        description="Per step, at most this many extra samples are drawn to replace skipped prompts (over "
+        "the budget, unreadable image, ...), so that the step keeps prompts_per_step prompts; past it the "
+        "step runs with fewer. None: as many as prompts_per_step.",
+    )
 
 
 class RolloutSection(_Section):

@@ -4,7 +4,9 @@ One step, each stage timed (``timing/<stage>`` in the metrics):
 
 1. data       the next ``data.prompts_per_step`` samples of the mixed, shuffled stream (`TrainStream`)
 2. prompts    the chat template and ONE processor call per sample; prompts over the token budget
-              are skipped and counted per data_source, never truncated
+              (or with an unreadable image, ...) are skipped and counted per data_source, never
+              truncated, and replaced by the next samples of the stream (`draw_prompts`; at most
+              ``data.max_replacement_draws`` a step) so that the step keeps its prompts_per_step
 3. rollout    ``rollout.n`` completions per prompt from the engine, vision placeholder tokens banned
               while sampling and neutralised afterwards, sampled with a seed derived from (seed, step)
 4. reward     every completion scored by its sample's verifier on the reward backend, with step and
@@ -21,7 +23,7 @@ One step, each stage timed (``timing/<stage>`` in the metrics):
               and TensorBoard, completions per source every ``logging.samples_every`` steps
 8. eval / checkpoint every N steps
 
-Deliberate differences from V-Triune's released trainer (vtriune.md §5; docs/training.md):
+Deliberate differences from V-Triune's released trainer (docs/training.md):
 the token-mean is over the whole mini-batch, not per micro-batch; failed rewards are masked, not
 0; a group with fewer than two scored rows has advantage 0; a resumed run continues exactly.
 """
@@ -188,12 +190,7 @@ def train(
         step, stopped = start, False
         for step in range(start + 1, cfg.total_steps + 1):
             timer = StageTimer()
-            with timer("data"):
-                samples = stream.next_batch(cfg.data.prompts_per_step)
-            with timer("prompts"):
-                prompts, skipped = build_prompts(
-                    samples, policy, max_prompt_tokens=cfg.data.max_prompt_tokens
-                )
+            prompts, skipped, replacements = draw_prompts(stream, policy, cfg, timer)  # skips replaced
             with timer("rollout"):
                 seeded = dataclasses.replace(sampling, seed=step_seed(cfg.seed, step))  # resumable sampling
                 rollouts = engine.generate(prompts, seeded) if prompts else []
@@ -227,6 +224,7 @@ def train(
             counters["skipped_updates"] += int(update.pop("skipped_updates"))
             counters["masked_rewards"] += int((~batch.valid).sum())
             counters["skipped_prompts"] += sum(skipped.values())
+            counters["replacement_draws"] += replacements
             counters["completion_tokens"] += sum(r.num_tokens for r in rollouts)
             metrics = {
                 **completion_metrics(records, split="train"),  # per data_source
@@ -239,6 +237,7 @@ def train(
                 **params.as_metrics(),
                 "actor/lr": float(scheduler.get_last_lr()[0]),
                 "data/epoch": stream.epoch,
+                "data/replacement_draws": float(replacements),
             }  # fmt: skip
             logger.log(step, metrics)
             if cfg.logging.samples_every and step % cfg.logging.samples_every == 0:
@@ -266,6 +265,33 @@ def train(
 
 # ----------------------------------------------------------------------------------------------
 # Setup helpers and checks
+
+
+def draw_prompts(
+    stream: TrainStream, policy: Policy, cfg: TrainConfig, timer: StageTimer
+) -> tuple[list[PromptInputs], Counter[tuple[str, str]], int]:
+    """A step's prompts: `data.prompts_per_step` samples of the stream, each one that cannot become
+    a prompt counted by (data_source, reason) and replaced by the next sample of the stream, at most
+    `data.max_replacement_draws` times (past that the step runs with fewer prompts).
+
+    Returns the prompts (first draws in stream order, then the replacements), the skip counts and
+    the number of replacement draws. Every draw advances the stream, so resume stays exact.
+    """
+    n = cfg.data.prompts_per_step
+    budget = n if cfg.data.max_replacement_draws is None else cfg.data.max_replacement_draws
+    prompts: list[PromptInputs] = []
+    skipped: Counter[tuple[str, str]] = Counter()
+    want, replacements = n, 0
+    while want:
+        with timer("data"):
+            samples = stream.next_batch(want)
+        with timer("prompts"):
+            built, skips = build_prompts(samples, policy, max_prompt_tokens=cfg.data.max_prompt_tokens)
+        prompts += built
+        skipped += skips
+        want = min(n - len(prompts), budget - replacements)
+        replacements += want
+    return prompts, skipped, replacements
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -20,9 +20,20 @@ COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
 
 
 def write_colour_sources(
-    root: Path, *, train: int = 32, test: int = 8, size: int = 56, seed: int = 0
+    root: Path,
+    *,
+    train: int = 32,
+    test: int = 8,
+    size: int = 56,
+    seed: int = 0,
+    large_every: int = 0,
+    large_size: int = 112,
 ) -> Path:
-    """Source files and a data recipe under `root`; returns the recipe path."""
+    """Source files and a data recipe under `root`; returns the recipe path.
+
+    With `large_every` = k, every k-th training image (ids ending k-1, 2k-1, ...) is `large_size`
+    pixels wide: more image tokens, for prompt-budget tests.
+    """
     rng = random.Random(seed)
     (root / "img").mkdir(parents=True, exist_ok=True)
     for split, count in (("train", train), ("test", test)):
@@ -31,7 +42,9 @@ def write_colour_sources(
             name = "red" if i % 2 == 0 else "blue"
             rgb = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in COLOURS[name])
             image = f"img/{split}-{i:03d}.png"
-            Image.new("RGB", (size, size), rgb).save(root / image)
+            large = split == "train" and large_every > 0 and i % large_every == large_every - 1
+            side = large_size if large else size
+            Image.new("RGB", (side, side), rgb).save(root / image)
             rows.append({"id": f"{split}-{i:03d}", "image": image, "question": "Colour?", "answer": name,
                          "options": ["red", "blue"]})  # fmt: skip
         (root / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -23,9 +23,10 @@ from triune_data.manifest import sha256_file
 from triune_train.checkpoint import latest_checkpoint
 from triune_train.data import TrainStream
 from triune_train.eval import build_prompts, score_rollouts
-from triune_train.loop import RewardFailure, step_seed, train
+from triune_train.loop import RewardFailure, StageTimer, draw_prompts, step_seed, train
 from triune_train.models.families import ModelError
 from triune_train.models.loading import load_policy
+from triune_train.prompts import build_prompt
 from triune_train.rewards.client import InProcessBackend
 from triune_train.rollout.base import SamplingParams
 from triune_train.rollout.hf import HFEngine
@@ -91,6 +92,116 @@ def test_resume_after_ctrl_c_continues_exactly(colours, tmp_path):
         stable = {k: v for k, v in a[step].items() if not k.startswith(("timing/", "perf/", "time"))}
         assert {k: b[step][k] for k in stable} == stable
     assert a[3]["actor/loss"] != 0
+    weights = "checkpoints/step-000004/policy/model.safetensors"
+    assert sha256_file(whole.run / weights) == sha256_file(resumed.run / weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# Skipped prompts are replaced from the stream
+
+SMALL_PROMPT_TOKENS, LARGE_PROMPT_TOKENS = 59, 71  # a 56 px and a 112 px colour prompt (checked below)
+BUDGET = 64  # between the two: every large image is skipped as prompt_too_long
+
+
+@pytest.fixture(scope="module")
+def colours_large(tmp_path_factory):
+    """Every third training image is large: its prompt is over `BUDGET`."""
+    return build_colours(tmp_path_factory.mktemp("colours_large"), train=24, test=4, large_every=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen25(tmp_path_factory):
+    return load_policy("tiny:qwen2_5_vl", tiny_dir=tmp_path_factory.mktemp("tiny"))
+
+
+def expected_step(data, *, draws_so_far, n, budget):
+    """What one step should draw, by walking the stream one sample at a time: keep the samples that
+    fit until `n` are kept or `n + budget` are drawn. Returns (kept ids, skipped count, draws)."""
+    stream = TrainStream(data, seed=0)
+    stream.next_indices(draws_so_far)
+    kept, skipped, draws = [], 0, 0
+    while len(kept) < n and draws < n + budget:
+        (sample,) = stream.next_batch(1)
+        draws += 1
+        if sample.image_sizes[0].width > 56:
+            skipped += 1
+        else:
+            kept.append(sample.id)
+    return kept, skipped, draws
+
+
+@pytest.mark.parametrize("budget", [None, 1, 0])
+def test_skipped_prompts_are_replaced_by_further_draws(colours_large, tiny_qwen25, budget):
+    cfg = train_config(
+        colours_large,
+        data={"prompts_per_step": 4, "max_prompt_tokens": BUDGET, "max_replacement_draws": budget},
+    )
+    stream = TrainStream(colours_large, seed=0)
+    total_skipped = full_steps = 0
+    for _ in range(4):  # several steps: the position carries the replacements over
+        before = stream.draws
+        kept, skipped, draws = expected_step(
+            colours_large, draws_so_far=before, n=4, budget=4 if budget is None else budget
+        )
+        prompts, skips, replacements = draw_prompts(stream, tiny_qwen25, cfg, StageTimer())
+        assert [p.sample.id for p in prompts] == kept
+        assert skips == ({("colours", "prompt_too_long"): skipped} if skipped else {})
+        assert (replacements, stream.draws - before) == (draws - 4, draws)
+        assert all(p.num_tokens == SMALL_PROMPT_TOKENS for p in prompts)
+        total_skipped += skipped
+        full_steps += len(prompts) == 4
+    assert total_skipped >= 2  # the seed draws large images: the test exercises replacement
+    if budget is None:  # the default bound (prompts_per_step) is never reached here
+        assert full_steps == 4 and stream.draws == 16 + total_skipped
+    if budget == 0:  # no replacement: the steps with a skip run short
+        assert full_steps < 4 and stream.draws == 16
+
+
+def test_large_colour_prompts_exceed_the_budget(colours_large, tiny_qwen25):
+    samples = TrainStream(colours_large, shuffle=False).next_batch(3)
+    built = [build_prompt(s, tiny_qwen25, max_prompt_tokens=1000) for s in samples]
+    assert [p.num_tokens for p in built] == [SMALL_PROMPT_TOKENS, SMALL_PROMPT_TOKENS, LARGE_PROMPT_TOKENS]
+
+
+def test_replaced_prompts_keep_every_step_full_and_resume_exact(colours_large, tmp_path):
+    """Steps keep prompts_per_step prompts although some draws are skipped; every skip is counted per
+    data_source; interrupted in step 3 and resumed, the run equals the uninterrupted one."""
+    cfg = train_config(
+        colours_large,
+        total_steps=4,
+        data={"max_prompt_tokens": BUDGET},
+        checkpoint={"every": 2},
+        algorithm={"entropy_coef": 0.01},
+    )
+    whole = train(cfg, tmp_path / "whole", echo=None)
+    rows = metrics_by_step(whole.run)
+    assert all(rows[s]["train/colours/count"] == 16.0 for s in (1, 2, 3, 4))  # 4 prompts × 4, every step
+    skipped = sum(rows[s].get("train/colours/skipped_prompt_too_long", 0.0) for s in (1, 2, 3, 4))
+    replaced = sum(rows[s]["data/replacement_draws"] for s in (1, 2, 3, 4))
+    assert (
+        skipped
+        == replaced
+        == rows[4]["counters/skipped_prompts"]
+        == rows[4]["counters/replacement_draws"]
+        > 0
+    )
+
+    def ctrl_c(step, metrics):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", stop=ctrl_c, echo=None)
+    resumed = train(cfg, tmp_path / "cut", resume=True, echo=None)
+    again = metrics_by_step(resumed.run)
+    for step in (3, 4):
+        stable = {k: v for k, v in rows[step].items() if not k.startswith(("timing/", "perf/", "time"))}
+        assert {k: again[step][k] for k in stable} == stable
+    state = json.loads((whole.run / "checkpoints" / "step-000004" / "state.json").read_text())
+    assert (
+        state["data"]
+        == json.loads((resumed.run / "checkpoints" / "step-000004" / "state.json").read_text())["data"]
+    )
     weights = "checkpoints/step-000004/policy/model.safetensors"
     assert sha256_file(whole.run / weights) == sha256_file(resumed.run / weights)
 
