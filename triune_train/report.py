@@ -12,6 +12,7 @@ The page is self-contained: inline CSS, no script, plots as PNG files in RUN/rep
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -238,10 +239,19 @@ def _samples_html(run: Path, source: str) -> str:
         head = f"step {last} · reward {_fmt(r.get('reward'))} · accuracy {_fmt(r.get('accuracy'))}"
         if r.get("sample_id"):
             head += f" · {r['sample_id']}"
+        pred = r.get("prediction")
+        read = "" if pred is None else f'<p class="small">read: {html.escape(_short(pred))}</p>'
         parts.append(
-            f"<details><summary>{html.escape(head)}</summary><pre>{html.escape(str(r.get('text', '')))}</pre></details>"
+            f"<details><summary>{html.escape(head)}</summary><pre>{html.escape(str(r.get('text', '')))}</pre>"
+            f"{read}</details>"
         )
     return "<h3>Samples</h3>" + "".join(parts)
+
+
+def _short(prediction: Any, limit: int = 300) -> str:
+    """What the verifier read, as one line: the text, or the boxes as JSON; cut to `limit` chars."""
+    text = prediction if isinstance(prediction, str) else json.dumps(prediction, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write_report(run_dir: str | Path) -> Path:

@@ -17,6 +17,7 @@ import random
 import sys
 from pathlib import Path
 
+from triune_data.verifiers import Prediction
 from triune_train.metrics import CompletionRecord, MetricsLogger, completion_metrics, sample_completions
 
 SOURCES = ("mmk12_math", "v3det_detection", "estvqa_ocr")
@@ -40,6 +41,7 @@ def _record(
         length = int(rng.gauss(320 + 120 * p + (60 if reflect else 0), 70))
         comps = {"predicted": float(rng.random() < 0.97)}
         text = ("Wait, let me re-check. " if reflect else "") + f"Step by step... \\boxed{{{int(acc)}}}"
+        prediction: Prediction = str(int(acc))
         verifier = "math"
     elif source == "v3det_detection":
         tau = _tau(step, total)
@@ -67,6 +69,7 @@ def _record(
             comps[f"recall{t}"] = hits / n_gt
         length = int(rng.gauss(380 - 80 * p, 40))
         text = '<answer>[{"bbox_2d": [10, 20, 110, 140], "label": "cup"}]</answer>'
+        prediction = [{"label": "cup", "bbox": [10.0, 20.0, 110.0, 140.0]}]
         verifier = "detection"
     else:
         acc = float(rng.random() < skill * 0.9)
@@ -74,6 +77,7 @@ def _record(
         length = int(rng.gauss(220 + 50 * p, 40))
         reflect = rng.random() < 0.02 + 0.06 * p
         text = ("Let me verify the letters. " if reflect else "") + "<answer>STOP</answer>"
+        prediction = "<stop>"  # as a hostile normaliser might leave it: data, not markup
         verifier = "ocr"
     length = max(8, length)
     truncated = length >= MAX_TOKENS
@@ -94,6 +98,7 @@ def _record(
         group=group,
         neutralized=1 if rng.random() < 0.002 else 0,
         sample_id=f"{source}-{group:05d}",
+        prediction=prediction,
     )
 
 

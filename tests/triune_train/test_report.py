@@ -72,6 +72,10 @@ def test_samples_are_shown_escaped(synthetic_report):
     _, page = synthetic_report
     assert "<summary>step 20 · reward" in page
     assert "&lt;answer&gt;" in page  # completion text is data, not markup
+    assert "read: &lt;stop&gt;" in page  # what the verifier read, escaped too
+    assert (
+        "read: [{&quot;label&quot;: &quot;cup&quot;, &quot;bbox&quot;: [10.0, 20.0, 110.0, 140.0]}]" in page
+    )
 
 
 def test_hostile_source_names_are_escaped_and_files_are_safe(tmp_path):
