@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from triune_data import atomic
 from triune_train.models.families import FAMILIES, VISION_TOKENS, Family, ModelError, quiet_transformers
 
 TINY_PREFIX = "tiny:"
@@ -276,19 +275,14 @@ def build_tiny(spec: TinySpec, out_dir: str | os.PathLike[str]) -> Path:
     tokenizer = build_tokenizer(spec.vocab_size, default_system=family.default_system)
     processor = build_processor(family, tokenizer, max_image_side=spec.max_image_side)
     model = build_model(spec, tokenizer)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         with quiet_transformers():
             model.save_pretrained(tmp)
             processor.save_pretrained(tmp)
         (tmp / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic.swap_dir(out, write)
     return out
 
 
