@@ -161,3 +161,35 @@ def test_health_reports_each_server(service: Service) -> None:
     assert [r["ok"] for r in reports] == [True, False]
     assert reports[0]["workers"] == 2 and "ConnectError" in reports[1]["error"]
     assert httpx.get(service.url + "/healthz").json()["status"] == "ok"
+
+
+BAD_ITEMS = [
+    ScoreItem(verifier="counting", completion=None, ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion=["3"], ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion=3, ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", accuracy_weight=-1.0),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", step=-1),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", total_steps=2.5),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", image_size=(0.0, 480.0)),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", model_frame="sideways"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", data_source=5),  # type: ignore[arg-type]
+    ScoreItem(verifier="", completion="3", ground_truth="3"),
+    ScoreItem(verifier="counting", completion="3", ground_truth=3),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="many"),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", params={"tolerance": -1}),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", params="[1]"),
+    ScoreItem(verifier="detection", completion="3", ground_truth=[{"label": "dog", "bbox": [5, 0, 1, 2]}]),  # type: ignore[list-item]
+    ScoreItem(verifier="mathh", completion="3", ground_truth="3"),
+    ScoreItem(verifier="counting", completion="<answer>3</answer>", ground_truth="3", id="fine"),
+]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_in_process_backend_refuses_what_the_service_refuses(service: Service, workers: int) -> None:
+    """One validation path: the same items, in process and through the service, give the same results."""
+    remote = RewardClient([service.url]).score(BAD_ITEMS)
+    with InProcessBackend(workers, timeout_s=5, preload=[PRELOAD]) as backend:
+        local = backend.score(BAD_ITEMS)
+    assert [r.status for r in local] == ["error"] * (len(BAD_ITEMS) - 1) + ["ok"]
+    assert local == remote
+    assert local == [score(item) for item in BAD_ITEMS]
