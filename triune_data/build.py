@@ -278,6 +278,7 @@ def build_dataset(
                 check=images.check, max_pixels=images.max_pixels, max_aspect_ratio=images.max_aspect_ratio
             ),
             box_tolerance_px=images.box_tolerance_px,
+            full_ground_truth_check=loaded.recipe.check_ground_truth == "full",
         ),
         schema=b.schema,
         committed={key: s.committed_upto for key, s in b.series.items()},

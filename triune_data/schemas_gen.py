@@ -2,8 +2,8 @@
 
 Each schema is generated next to what it describes (the sample in `schema`, recipes in `recipe`,
 reward items and results in `verifiers.common.wire`); this module only collects them and adds what
-needs the registries: the sample schema's `reward.verifier` enumerates the verifiers shipped in
-`triune_data.verifiers`. `triune schemas --out schemas` regenerates the files;
+needs the registries: the sample schema's `reward.verifier` and a recipe source's
+`reward.verifier` enumerate the verifiers shipped in `triune_data.verifiers`. `triune schemas --out schemas` regenerates the files;
 tests/test_schemas.py fails when they drift.
 """
 
@@ -27,8 +27,20 @@ def sample_json_schema() -> dict[str, Any]:
     return schema
 
 
+def recipe_json_schema() -> dict[str, Any]:
+    """`recipe.recipe_json_schema()` with the registered verifier names as the enum of a source's
+    `reward.verifier` (loading a recipe checks the name against the registry itself)."""
+    from triune_data.recipe import recipe_json_schema as generic
+    from triune_data.verifiers import verifier_names
+
+    schema = generic()
+    verifier = schema["$defs"]["RewardOverride"]["properties"]["verifier"]
+    verifier["anyOf"] = [{"enum": verifier_names(builtin=True), "type": "string"}, {"type": "null"}]
+    return schema
+
+
 def _generators() -> dict[str, Callable[[], dict[str, Any]]]:
-    from triune_data.recipe import prompts_json_schema, recipe_json_schema
+    from triune_data.recipe import prompts_json_schema
     from triune_data.verifiers.common.wire import request_json_schema, response_json_schema
 
     return {
