@@ -259,6 +259,7 @@ def build_dataset(
     """Build the dataset described by the recipe into `out` (see module docstring)."""
     loaded = load_recipe(recipe_path)
     out = Path(out)
+    atomic.check_writable(out, directory=True)
     if out.exists() and any(out.iterdir()) and not resume:
         if not overwrite:
             raise DatasetError(
