@@ -242,7 +242,8 @@ def check_item(item: ScoreItem) -> ScoreItem:
     A dataclass does not check what it is given, so an item built in Python (a completion that is
     None, a negative weight) is checked here by the same validator as the JSON form, field by
     field. The one difference is what only Python can carry: `params` as the stored JSON text is
-    parsed for the check and kept as text (`score` caches its parse by text).
+    parsed for the check and kept as text (`score` caches its parse by text),
+    and any mapping is taken as the object a client would send.
 
     >>> check_item(ScoreItem(verifier="counting", completion=None, ground_truth="3"))
     Traceback (most recent call last):
@@ -250,12 +251,15 @@ def check_item(item: ScoreItem) -> ScoreItem:
     ValueError: completion: Input should be a valid string
     """
     values = {name: getattr(item, name) for name in ITEM_FIELDS}
-    text = values["params"] if type(values["params"]) is str else None
+    params = values["params"]
+    text = params if type(params) is str else None
     if text is not None:
         try:
             values["params"] = json.loads(text) if text else {}
         except json.JSONDecodeError as exc:
             raise ValueError(f"params is not JSON: {exc.msg}") from None
+    elif isinstance(params, Mapping) and type(params) is not dict:
+        values["params"] = dict(params)  # as a client sends it
     try:
         checked = item_adapter().validate_python(values)
     except ValidationError as exc:

@@ -183,3 +183,27 @@ def test_a_completion_that_is_not_text_is_an_error(completion):
 def test_a_text_verifier_given_boxes_is_an_error():
     result = score(ScoreItem(verifier="counting", completion="3", ground_truth=GT_BOXES))  # type: ignore[arg-type]
     assert result.status == "error" and "counting needs a string ground truth" in result.message
+
+
+def test_params_as_stored_text_or_any_mapping_are_what_a_client_would_send():
+    from types import MappingProxyType
+
+    from triune_data.verifiers.base import check_item
+
+    for params in ('{"tolerance": 1}', MappingProxyType({"tolerance": 1}), {"tolerance": 1}):
+        item = ScoreItem(
+            verifier="counting", completion="<answer>4</answer>", ground_truth="3", params=params
+        )
+        assert score(item).accuracy == 1.0
+    assert (
+        check_item(ScoreItem(verifier="counting", completion="", ground_truth="3", params='{"a": 1}')).params
+        == '{"a": 1}'
+    )
+    assert (
+        "params is not JSON"
+        in score(ScoreItem(verifier="counting", completion="", ground_truth="3", params="{")).message
+    )
+    assert (
+        "params"
+        in score(ScoreItem(verifier="counting", completion="", ground_truth="3", params="[1]")).message
+    )
