@@ -241,9 +241,9 @@ def check_item(item: ScoreItem) -> ScoreItem:
 
     A dataclass does not check what it is given, so an item built in Python (a completion that is
     None, a negative weight) is checked here by the same validator as the JSON form, field by
-    field. The one difference is what only Python can carry: `params` as the stored JSON text is
-    parsed for the check and kept as text (`score` caches its parse by text),
-    and any mapping is taken as the object a client would send.
+    field. What only Python can carry is taken as a client would send it: `params` as the stored
+    JSON text is parsed for the check (and kept as text: `score` caches its parse by text), any
+    other mapping becomes a dict.
 
     >>> check_item(ScoreItem(verifier="counting", completion=None, ground_truth="3"))
     Traceback (most recent call last):
