@@ -261,7 +261,12 @@ def check_math_ground_truth(ground_truth: str, params: MathParams, *, full: bool
     the parser's limits."""
     if full:
         _gold(ground_truth, params)
-        return
+    else:
+        _check_gold_text(ground_truth, params)
+
+
+@lru_cache(maxsize=4096)  # a GRPO group's rollouts share their gold
+def _check_gold_text(ground_truth: str, params: MathParams) -> None:
     text = _prepare(ground_truth.strip(), params)
     boxed = last_boxed(text)
     if not text or (boxed is not None and not boxed.strip()):

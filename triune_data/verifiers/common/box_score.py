@@ -159,9 +159,14 @@ def ground_truth_boxes(ground_truth: str | list[Box], *, match_labels: bool) -> 
 def check_box_ground_truth(ground_truth: GroundTruth, params: BoxParams, *, full: bool = False) -> None:
     """Gold boxes are readable: finite, ordered coordinates, and a label on each box when labels
     are matched (`match_labels`); ``[]`` (an image without the asked objects) is fine."""
-    _, labels = ground_truth_boxes(ground_truth, match_labels=params.match_labels)
-    if params.match_labels and not all(labels):
-        raise VerifierError("a ground-truth box has no label, and labels are matched (match_labels)")
+    if isinstance(ground_truth, str):
+        ground_truth_boxes(ground_truth, match_labels=params.match_labels)  # parsed once, cached
+        return
+    for b in ground_truth:
+        if as_box((b.x1, b.y1, b.x2, b.y2)) is None:
+            raise VerifierError(f"invalid ground-truth box {[b.x1, b.y1, b.x2, b.y2]!r}")
+        if params.match_labels and not b.label.strip():
+            raise VerifierError("a ground-truth box has no label, and labels are matched (match_labels)")
 
 
 _REPORT_TAUS = (50, 75, 95, 99)  # precision/recall of label-first matching at these IoU percentages
