@@ -261,17 +261,18 @@ def serve_rewards_cmd(
     log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Server log level.")] = "info",
 ) -> None:
     """Serve POST /v1/score and GET /healthz (bearer token from TRIUNE_REWARD_TOKEN if set)."""
+    from triune_train.rewards.protocol import MAX_BODY_BYTES, MAX_ITEMS
     from triune_train.rewards.service import serve
 
-    limits = {"max_items": max_items, "max_body_bytes": max_body_bytes}
     serve(
         host=host,
         port=port,
         workers=workers,
         timeout_s=timeout,
         preload=preload or (),
+        max_items=max_items or MAX_ITEMS,
+        max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
         log_level=log_level,
-        **{k: v for k, v in limits.items() if v is not None},
     )
 
 
@@ -311,7 +312,7 @@ def score_cmd(
     with _progress("scoring", total=total, disable=json_out or not _tty()) as progress:
         if items is not None:
             summary = score_items_file(items, out, server_urls=server, workers=workers, progress=progress)
-        else:
+        elif data is not None and completions is not None:  # (checked above)
             summary = score_dataset(
                 data,
                 completions,

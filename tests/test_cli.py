@@ -333,6 +333,9 @@ def test_serve_rewards_has_every_option_of_the_service():
         "--log-level",
     ):
         assert option in text, option
+    from triune_train.rewards.protocol import MAX_BODY_BYTES, MAX_ITEMS
+
+    assert f"default {MAX_ITEMS}" in text and MAX_BODY_BYTES == 64 << 20 and "default 64 MiB" in text
     import triune_train.rewards.service as service
 
     assert not hasattr(service, "main")  # one server CLI: `python -m triune_train.rewards.service` is gone
