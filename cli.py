@@ -1,8 +1,9 @@
 """`triune`: thin commands over triune_data and triune_train.
 
 Every command parses its options, calls one library function and prints the result. Mistakes a
-user can make raise `TriuneError`; `main()` prints those as one line and exits 2 (the traceback
-only with TRIUNE_DEBUG=1).
+user can make raise `TriuneError`; `main()` prints those as one line naming the thing and the
+cause and exits 2 (the traceback only with TRIUNE_DEBUG=1), like the `hf` CLI. A broken invariant
+(`TriuneInternalError`) or an unexpected exception is a bug: one line asking for a report, exit 1.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from triune_data.errors import TriuneError
+from triune_data.errors import TriuneError, TriuneInternalError
 
 app = typer.Typer(
     name="triune",
@@ -33,6 +36,12 @@ err_console = Console(stderr=True)
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
 DatasetArg = Annotated[Path, typer.Argument(help="A dataset directory written by `triune build-dataset`.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _tty() -> bool:
+    """Progress bars only on a terminal: in a pipe or a log they would leave blank lines behind."""
+    return err_console.is_terminal
 
 
 def _print_json(obj: object) -> None:
@@ -68,7 +77,9 @@ def build_dataset_cmd(
         TimeElapsedColumn(),
     ]
     # auto_refresh=False: no refresh thread, so build workers can be forked (see triune_data.produce).
-    progress = Progress(*columns, console=err_console, transient=True, disable=json_out, auto_refresh=False)
+    progress = Progress(
+        *columns, console=err_console, transient=True, disable=json_out or not _tty(), auto_refresh=False
+    )
     with progress as bar:
         task = bar.add_task("build", total=None, status="")
 
@@ -158,11 +169,22 @@ def push_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be uploaded; upload nothing.")
     ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Upload a finished dataset to the Hugging Face Hub in one commit (token from HF_TOKEN)."""
     from triune_data.hub import push
 
     files = push(path, repo_id, private=private, dry_run=dry_run)
+    if json_out:
+        _print_json(
+            {
+                "repo_id": repo_id,
+                "dry_run": dry_run,
+                "files": [{"path": rel, "bytes": size} for rel, size in files],
+                "bytes": sum(size for _, size in files),
+            }
+        )
+        return
     verb = "would upload" if dry_run else "uploaded"
     for rel, size in files:
         out_console.print(f"{rel}\t{size}")
@@ -179,11 +201,15 @@ def export_cmd(
         str, typer.Option("--format", help="Target layout: verl (also read by EasyR1 and ROLL).")
     ] = "verl",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Write the dataset in another framework's layout."""
     from triune_data.export import export_dataset
 
     written = export_dataset(path, out, fmt=fmt, overwrite=overwrite)
+    if json_out:
+        _print_json({"out": str(out), "format": fmt, "files": [{"path": p, "rows": n} for p, n in written]})
+        return
     for rel, rows in written:
         out_console.print(f"{rel}\t{rows} rows")
 
@@ -205,22 +231,50 @@ def schemas_cmd(
 
 
 @app.command(
-    "serve-rewards", epilog="Example: TRIUNE_REWARD_TOKEN=secret triune serve-rewards --port 8192 --workers 4"
+    "serve-rewards",
+    epilog=(
+        "Example: TRIUNE_REWARD_TOKEN=secret triune serve-rewards --port 8192 --workers 4 "
+        "--preload my_project.verifiers"
+    ),
 )
 def serve_rewards_cmd(
     host: Annotated[
         str, typer.Option(help="Interface to bind; 127.0.0.1 unless you mean to expose it.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8192,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8192,
     workers: Annotated[
         int, typer.Option(min=0, help="Verifier processes (0: score in the server process).")
     ] = 2,
-    timeout: Annotated[float, typer.Option(help="Hard per-item time limit in seconds.")] = 10.0,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", "--timeout-s", min=0.001, help="Hard per-item time limit in seconds."),
+    ] = 10.0,
+    preload: Annotated[
+        list[str] | None,
+        typer.Option(help="A module that registers more verifiers (out-of-tree); repeat for several."),
+    ] = None,
+    max_items: Annotated[
+        int | None, typer.Option(min=1, help="Most items one request may hold (default 4096).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(min=1, help="Largest request body accepted, in bytes (default 64 MiB).")
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Server log level.")] = "info",
 ) -> None:
     """Serve POST /v1/score and GET /healthz (bearer token from TRIUNE_REWARD_TOKEN if set)."""
+    from triune_train.rewards.protocol import MAX_BODY_BYTES, MAX_ITEMS
     from triune_train.rewards.service import serve
 
-    serve(host=host, port=port, workers=workers, timeout_s=timeout)
+    serve(
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_s=timeout,
+        preload=preload or (),
+        max_items=max_items or MAX_ITEMS,
+        max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+        log_level=log_level,
+    )
 
 
 @app.command(
@@ -255,13 +309,21 @@ def score_cmd(
         raise TriuneError("give exactly one of --items FILE or --data DIR --completions FILE")
     if data is not None and completions is None:
         raise TriuneError("--data needs --completions FILE")
-    if items is not None:
-        summary = score_items_file(items, out, server_urls=server, workers=workers)
-    else:
-        assert data is not None and completions is not None  # checked above
-        summary = score_dataset(
-            data, completions, out, server_urls=server, workers=workers, step=step, total_steps=total_steps
-        )
+    total = _count_lines(items) if items is not None else None  # completions: several a line
+    with _progress("scoring", total=total, disable=json_out or not _tty()) as progress:
+        if items is not None:
+            summary = score_items_file(items, out, server_urls=server, workers=workers, progress=progress)
+        elif data is not None and completions is not None:  # (checked above)
+            summary = score_dataset(
+                data,
+                completions,
+                out,
+                server_urls=server,
+                workers=workers,
+                step=step,
+                total_steps=total_steps,
+                progress=progress,
+            )
     if json_out:
         _print_json(summary)
         return
@@ -381,17 +443,72 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+def _count_lines(path: Path) -> int | None:
+    """Non-blank lines of a file (the bar's total), None if it cannot be read (the command says why)."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+@contextmanager
+def _progress(what: str, *, total: int | None, disable: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (transient); yields `update(done)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    # auto_refresh=False: no refresh thread, so reward workers can be forked (see triune_data.produce).
+    with Progress(*columns, console=err_console, transient=True, disable=disable, auto_refresh=False) as bar:
+        task = bar.add_task(what, total=total)
+
+        def update(done: int) -> None:
+            bar.update(task, completed=done)
+            bar.refresh()
+
+        yield update
+
+
+DEBUG_HINT = "(TRIUNE_DEBUG=1 shows the traceback)"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def main() -> None:
+    debug = os.environ.get("TRIUNE_DEBUG") == "1"
     try:
         app()
-    except TriuneError as exc:
-        if os.environ.get("TRIUNE_DEBUG") == "1":
-            raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except TriuneError as exc:  # the user's to fix
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {_one_line(exc)} {DEBUG_HINT}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # the machine's: a file, a disk, a port no seam named
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(
+            f"[red]error:[/] {where}{_one_line(exc.strerror or exc)} {DEBUG_HINT}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    except Exception as exc:  # ours: a broken invariant (TriuneInternalError) or any other bug
+        if debug:
+            raise
+        kind = "" if isinstance(exc, TriuneInternalError) else f"{type(exc).__name__}: "
+        err_console.print(
+            f"[red]internal error:[/] {kind}{_one_line(exc)}; this is a bug in triune, please report it "
+            "with the output of the same command run with TRIUNE_DEBUG=1",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

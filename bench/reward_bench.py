@@ -9,7 +9,7 @@ unboxed, cut off or hedging. Detection: 1–8 gold boxes on images of real sizes
 with jittered, missed, extra and mislabelled boxes, code fences, Python quotes, some malformed JSON;
 V-Triune's released weights and dynamic IoU (each prompt at a random training step).
 
-(a) `python -m triune_train.rewards.service --workers N` + `RewardClient` (batches of 1024); an
+(a) `triune serve-rewards --workers N` + `RewardClient` (batches of 1024); an
     item's latency is its batch's round trip.
 (b) V-Triune's design, re-created in `_vtriune_baseline.py`: uvicorn --workers N, ``POST /judge`` per
     item, a verifier object per request, pycocotools per detection item; a 32-thread client with an
@@ -224,6 +224,7 @@ def _process_tree(pid: int) -> tuple[float, str]:
 def serving(module_args: list[str], health_url: str) -> Iterator[subprocess.Popen]:
     log = tempfile.TemporaryFile()  # noqa: SIM115  (V-Triune logs ~30 % of its requests)
     env = {**os.environ, "DET_IOU_THRESHOLD": "dynamic"}  # the fixed V-Triune launch (vtriune.md §2.1)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])  # cli.py
     proc = subprocess.Popen(
         [sys.executable, "-m", *module_args], stdout=log, stderr=log, env=env, start_new_session=True
     )
@@ -265,7 +266,7 @@ def run_server(kind: str, specs: list[dict], warm: list[dict], workers: int) -> 
                 trips.append((time.perf_counter() - t, n))
                 return out
 
-        args, health = ["triune_train.rewards.service", "--port", port], "/healthz"
+        args, health = ["cli", "serve-rewards", "--port", port], "/healthz"
         client, prepare = TimedClient([url]), to_item
 
         def score(batch: list) -> tuple[list, list]:

@@ -9,7 +9,8 @@ a leftover temporary (`.NAME.*.tmp`) marks an interrupted write.
 - `write_file(path, produce)`   a file a callback writes (a parquet writer, a JSONL stream);
 - `publish(tmp, path)`          a file written elsewhere (at its temporary name) goes live;
 - `move(src, dst)`              a complete file changes its name;
-- `swap_dir(path, produce)`     a whole directory a callback fills, swapped in for the old one.
+- `swap_dir(path, produce)`     a whole directory a callback fills, swapped in for the old one;
+- `check_writable(path)`        before a long job: can its output be written there at all?
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -129,7 +130,33 @@ def swap_dir(path: Path, produce: Callable[[Path], T]) -> T:
     return result
 
 
+def check_writable(path: Path, *, directory: bool = False) -> None:
+    """Raise FileAccessError (one line) unless an output file (with `directory`: an output
+    directory) can be created at `path`: found before a long job rather than at its end.
+
+    `path` may not exist yet; its nearest existing ancestor must be a directory that takes a new
+    file (probed with a temporary file, removed at once). Nothing else is created.
+    """
+    from triune_data.errors import FileAccessError
+
+    want, other = ("directory", "file") if directory else ("file", "directory")
+    if path.exists() and path.is_dir() != directory:
+        raise FileAccessError(f"{path}: cannot write the output {want} there (it is a {other})")
+    base = path if path.is_dir() else next(p for p in path.parents if p.exists())
+    if not base.is_dir():
+        raise FileAccessError(f"{path}: cannot write the output {want} there ({base} is not a directory)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".triune-probe.", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FileAccessError(
+            f"{path}: cannot write the output {want} there ({exc.strerror or exc})"
+        ) from None
+
+
 __all__ = [
+    "check_writable",
     "fsync_dir",
     "fsync_file",
     "move",

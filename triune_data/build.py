@@ -276,6 +276,7 @@ def build_dataset(
     """Build the dataset described by the recipe into `out` (see module docstring)."""
     loaded = load_recipe(recipe_path)
     out = Path(out)
+    atomic.check_writable(out, directory=True)
     if out.exists() and any(out.iterdir()) and not resume:
         if not overwrite:
             raise DatasetError(
@@ -295,6 +296,7 @@ def build_dataset(
                 check=images.check, max_pixels=images.max_pixels, max_aspect_ratio=images.max_aspect_ratio
             ),
             box_tolerance_px=images.box_tolerance_px,
+            full_ground_truth_check=loaded.recipe.check_ground_truth == "full",
         ),
         schema=b.schema,
         committed={key: s.committed_upto for key, s in b.series.items()},

@@ -1,7 +1,9 @@
-"""One error family for everything a user can get wrong.
+"""One error family for everything a user can get wrong, and one for what is our fault.
 
-The CLI prints any `TriuneError` as a single line (traceback only with TRIUNE_DEBUG=1) and exits 2.
-Code that meets bad *rows* does not raise: it produces a reject with a reason (see `triune_data.rejects`).
+The CLI prints any `TriuneError` as a single line naming the thing and the cause (the traceback
+only with TRIUNE_DEBUG=1) and exits 2. A `TriuneInternalError` is a broken invariant, a bug: the
+CLI asks for a report and exits 1. Code that meets bad *rows* does not raise: it produces a
+reject with a reason (see `triune_data.rejects`).
 """
 
 from __future__ import annotations
@@ -33,3 +35,16 @@ class UnknownVerifierError(VerifierError):
 
 class DatasetError(TriuneError):
     """An output directory is missing, incomplete or inconsistent."""
+
+
+class FileAccessError(TriuneError):
+    """A file or directory named on the command line cannot be read or written (missing, a
+    directory where a file is expected, no permission, a read-only place)."""
+
+
+class HubError(TriuneError):
+    """The Hugging Face Hub refused or could not be reached (offline, no or bad token, bad repo id)."""
+
+
+class TriuneInternalError(Exception):
+    """An invariant of triune's own code does not hold: a bug to report, never the user's input."""

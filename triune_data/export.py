@@ -33,6 +33,7 @@ from triune_data.errors import DatasetError
 from triune_data.manifest import read_manifest
 from triune_data.schema import record_schema, records_to_table
 from triune_data.types import BOX_TASKS, Float32, Image
+from triune_data.writer import open_shard
 
 F32 = Annotated[float, Float32]
 
@@ -174,6 +175,7 @@ def export_dataset(
         raise DatasetError(f"unknown export format {fmt!r} (known: verl)")
     root, out = Path(path), Path(out)
     manifest = read_manifest(root)
+    atomic.check_writable(out, directory=True)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DatasetError(f"{out} is not empty: pass --overwrite to replace it")
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -188,7 +190,7 @@ def export_dataset(
             rows, tasks = 0, set[str]()
             with pq.ParquetWriter(part, VERL_SCHEMA, compression="zstd") as writer:
                 for rel in files:
-                    for batch in pq.ParquetFile(root / rel).iter_batches(batch_size=256):
+                    for batch in open_shard(root / rel).iter_batches(batch_size=256):
                         converted = [verl_row(r) for r in batch.to_pylist()]
                         tasks.update(r.extra_info.task for r in converted)
                         writer.write_table(records_to_table(converted, VerlRow, VERL_SCHEMA))

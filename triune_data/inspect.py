@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from triune_data.manifest import FileEntry, read_manifest
 from triune_data.rejects import REJECT_REASONS
-from triune_data.writer import read_rejects
+from triune_data.writer import read_rejects, read_shard
 
 _COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
 
@@ -24,7 +23,7 @@ _COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
 def _scan(root: Path, files: list[FileEntry]) -> pl.DataFrame:
     frames = []
     for f in files:
-        table = pq.read_table(root / f.path, columns=_COLUMNS)
+        table = read_shard(root / f.path, columns=_COLUMNS)
         frames.append(pl.from_arrow(table))
     if not frames:
         return pl.DataFrame()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from triune_data import atomic
-from triune_data.errors import DatasetError
+from triune_data.errors import DatasetError, TriuneInternalError
 from triune_data.types import BOX_FRAME, SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
@@ -265,12 +265,12 @@ def _counts_json(c: StageCounts) -> dict[str, Any]:
 def write_manifest(out: Path, manifest: Manifest) -> Path:
     """Write `out/manifest.json` atomically, after checking that the ledger adds up.
 
-    A ledger that does not add up is a bug in the producer, not a user error: DatasetError names
-    it and asks for a report; nothing is written.
+    A ledger that does not add up is a bug in the producer, not a user error: TriuneInternalError
+    names it; nothing is written.
     """
     problems = manifest.problems()
     if problems:
-        raise DatasetError(f"internal error: {out}: {'; '.join(problems)}; please report")
+        raise TriuneInternalError(f"{out}: {'; '.join(problems)}")
     path = out / MANIFEST
     atomic.write_json(path, manifest.to_json())
     return path

@@ -33,7 +33,7 @@ from triune_data.types import (
     RewardSpec,
     Sample,
 )
-from triune_data.verifiers.base import params_json
+from triune_data.verifiers.base import check_ground_truth, get_verifier, params_json
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class SourceRun:
 class MaterializeOptions:
     images: ImagePolicy = field(default_factory=ImagePolicy)
     box_tolerance_px: float = 2.0
+    full_ground_truth_check: bool = False  # the recipe's `check_ground_truth: full`
 
 
 class _Rejected(Exception):
@@ -145,6 +146,29 @@ def _reward_spec(draft: Draft, run: SourceRun) -> RewardSpec:
     )
 
 
+def _check_ground_truth(
+    task: str, reward: RewardSpec, ground_truth: str, boxes: list[Box], *, full: bool
+) -> None:
+    """Reject the sample when its verifier cannot read its ground truth (`check_ground_truth`):
+    a verifier of boxes needs a box task's boxes, a verifier of text a text answer, and the
+    verifier's own check must pass. A verifier that reads no ground truth (`format`) takes any."""
+    spec = get_verifier(reward.verifier)
+    if spec.check_ground_truth is None:
+        return
+    if spec.boxes != (task in BOX_TASKS):
+        wants, has = ("boxes", "none") if spec.boxes else ("a text answer", "boxes")
+        raise _Rejected(
+            "invalid_ground_truth",
+            f"{spec.name} reads {wants}; the ground truth of this {task} sample is {has}",
+        )
+    try:
+        check_ground_truth(
+            spec.name, boxes if spec.boxes else ground_truth, reward.verifier_params, full=full
+        )
+    except VerifierError as exc:
+        raise _Rejected("invalid_ground_truth", str(exc)) from None
+
+
 def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sample | Reject:
     """Turn a draft into a validated sample, or a reject with a reason."""
     try:
@@ -184,6 +208,7 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
         elif not ground_truth.strip():
             raise _Rejected("missing_answer", "empty ground truth")
         reward = _reward_spec(draft, run)
+        _check_ground_truth(draft.task, reward, ground_truth, boxes, full=opts.full_ground_truth_check)
     except _Rejected as r:
         return _reject(draft, r.reason, r.detail)
     return Sample(

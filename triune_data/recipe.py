@@ -6,7 +6,8 @@ adapters' options models (a test fails if the committed file drifts).
 
     name: demo
     seed: 0
-    prompts: prompts/vtriune.yaml        # or an inline mapping task -> pool
+    prompts: prompts/vtriune.yaml        # optional: a file, an inline mapping task -> pool, or
+                                         # (omitted) the pools shipped in triune_data/prompts/
     sources:
       - adapter: coco
         data_source: coco_det
@@ -86,13 +87,22 @@ class OutputModel(_Model):
     row_group_mb: Annotated[float, Field(gt=0)] = 32.0
 
 
+DEFAULT_PROMPTS = Path(__file__).resolve().parent / "prompts" / "vtriune.yaml"
+
+
 class Recipe(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     seed: int = 0
-    prompts: str | dict[str, PoolModel] = Field(
-        default_factory=dict,
-        description="Prompt pools per task: a YAML file (relative to the recipe) or inline.",
+    prompts: str | dict[str, PoolModel] | None = Field(
+        None,
+        description="Prompt pools per task: a YAML file (relative to the recipe) or inline; "
+        "default: V-Triune's pools, shipped with triune (triune_data/prompts/vtriune.yaml).",
+    )
+    check_ground_truth: Literal["fast", "full"] = Field(
+        "fast",
+        description="fast: every verifier's cheap ground-truth check; full: also parse each math "
+        "ground truth with math-verify, as scoring will (about 2 ms a row, see docs/decisions.md).",
     )
     images: ImagesModel = Field(default_factory=ImagesModel)
     output: OutputModel = Field(default_factory=OutputModel)
@@ -236,6 +246,61 @@ def _validate(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: P
     raise RecipeError(f"{path}:{line}: {dotted_path(loc)}: {err.message}{more}")
 
 
+def _check_rewards(recipe: Recipe, node: yaml.Node | None, path: Path) -> None:
+    """Each source's `reward`: a registered verifier that scores the adapter's tasks, and params
+    that verifier accepts (fields the adapter fills in per record may be missing here)."""
+    from triune_data.tasks import TASK_DEFAULTS
+    from triune_data.verifiers.base import get_verifier, verifier_names
+
+    def fail(loc: list[Any], message: str) -> RecipeError:
+        line = yaml_line(node, loc) if node is not None else 0
+        return RecipeError(f"{path}:{line}: {dotted_path(loc)}: {message}")
+
+    for i, entry in enumerate(recipe.sources):
+        reward, tasks = entry.reward, get_source(entry.adapter).tasks
+        if reward.verifier is not None:
+            if reward.verifier not in verifier_names():
+                known = ", ".join(verifier_names())
+                raise fail(
+                    ["sources", i, "reward", "verifier"],
+                    f"unknown verifier {reward.verifier!r} (known: {known})",
+                )
+            spec = get_verifier(reward.verifier)
+            if not set(tasks) & set(spec.tasks):
+                raise fail(
+                    ["sources", i, "reward", "verifier"],
+                    f"{spec.name} scores {', '.join(spec.tasks)} samples; adapter {entry.adapter} makes "
+                    f"{', '.join(tasks)}",
+                )
+            candidates = [spec.name]
+        else:  # a record may name its verifier: any verifier of the adapter's tasks, defaults first
+            candidates = list(dict.fromkeys(TASK_DEFAULTS[t].verifier for t in tasks))
+            candidates += [
+                n for n in verifier_names(aliases=False) if set(get_verifier(n).tasks) & set(tasks)
+            ]
+        if not reward.params:
+            continue
+        problems = [_params_problem(name, reward.params) for name in dict.fromkeys(candidates)]
+        if all(problems):
+            loc, message = problems[0] or ([], "")
+            raise fail(["sources", i, "reward", "params", *loc], message)
+
+
+def _params_problem(verifier: str, params: dict[str, Any]) -> tuple[list[Any], str] | None:
+    """(location, message) of the first error `verifier`'s params model finds, ignoring missing fields."""
+    from pydantic import ValidationError
+
+    from triune_data.verifiers.base import get_verifier
+
+    try:
+        get_verifier(verifier).params.model_validate(params)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            if err["type"] != "missing":
+                return list(err["loc"]), f"{err['msg']} (verifier {verifier})"
+    return None
+
+
 def load_recipe(path: str | Path) -> LoadedRecipe:
     """Read, validate and resolve a recipe; RecipeError names file, line and field on any problem."""
     path = Path(path)
@@ -244,8 +309,9 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
         raise RecipeError(f"{path}:1: a recipe is a mapping with at least `name` and `sources`")
     _validate(data, node, recipe_json_schema(), path)
     recipe = Recipe.model_validate(data)
-    if isinstance(recipe.prompts, str):
-        ppath = path.parent / recipe.prompts
+    _check_rewards(recipe, node, path)
+    if recipe.prompts is None or isinstance(recipe.prompts, str):
+        ppath = DEFAULT_PROMPTS if recipe.prompts is None else path.parent / recipe.prompts
         pdata, pnode = read_yaml(ppath)
         _validate(pdata, pnode, prompts_json_schema(), ppath)
         prompts = {k: PoolModel.model_validate(v) for k, v in (pdata or {}).items()}

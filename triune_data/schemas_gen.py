@@ -2,10 +2,10 @@
 
 Each schema is generated next to what it describes (the sample in `schema`, recipes in `recipe`,
 reward items and results in `verifiers.common.wire`); this module only collects them and adds what
-needs the registries: the sample schema's `reward.verifier` enumerates the verifiers shipped in
-`triune_data.verifiers`. The training side's schemas are added by `triune_train.schemas_gen`
-(no `triune_data` module imports `triune_train`). `triune schemas --out schemas` regenerates the
-files; tests/test_schemas.py fails when they drift.
+needs the registries: the sample schema's `reward.verifier` and a recipe source's
+`reward.verifier` enumerate the verifiers shipped in `triune_data.verifiers`. The training side's
+schemas are added by `triune_train.schemas_gen` (no `triune_data` module imports `triune_train`).
+`triune schemas --out schemas` regenerates the files; tests/test_schemas.py fails when they drift.
 """
 
 from __future__ import annotations
@@ -28,13 +28,25 @@ def sample_json_schema() -> dict[str, Any]:
     return schema
 
 
+def recipe_json_schema() -> dict[str, Any]:
+    """`recipe.recipe_json_schema()` with the registered verifier names as the enum of a source's
+    `reward.verifier` (loading a recipe checks the name against the registry itself)."""
+    from triune_data.recipe import recipe_json_schema as generic
+    from triune_data.verifiers import verifier_names
+
+    schema = generic()
+    verifier = schema["$defs"]["RewardOverride"]["properties"]["verifier"]
+    verifier["anyOf"] = [{"enum": verifier_names(builtin=True), "type": "string"}, {"type": "null"}]
+    return schema
+
+
 Generators = Mapping[str, Callable[[], dict[str, Any]]]
 """Schema file name -> the function that builds that schema."""
 
 
 def data_generators() -> dict[str, Callable[[], dict[str, Any]]]:
     """The data and reward schemas, by file name."""
-    from triune_data.recipe import prompts_json_schema, recipe_json_schema
+    from triune_data.recipe import prompts_json_schema
     from triune_data.verifiers.common.wire import request_json_schema, response_json_schema
 
     return {

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from triune_data import atomic
+from triune_data.errors import DatasetError
 from triune_data.manifest import FileEntry
 from triune_data.rejects import RejectRow
 from triune_data.schema import record_schema, records_to_table
@@ -92,10 +93,36 @@ def write_rejects(root: Path, rejects: pa.Table | list[RejectRow]) -> FileEntry:
     return FileEntry.of(root, REJECTS_FILE, rows=table.num_rows)
 
 
+def _unreadable(path: Path, exc: Exception) -> DatasetError:
+    if isinstance(exc, FileNotFoundError):
+        why = "missing"
+    else:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:300]
+    return DatasetError(
+        f"{path}: cannot read this dataset file ({why}); rebuild the dataset or restore the file"
+    )
+
+
+def read_shard(path: Path, **kwargs: Any) -> pa.Table:
+    """`pq.read_table(path, **kwargs)`; a missing, truncated or foreign file is a DatasetError naming it."""
+    try:
+        return pq.read_table(path, **kwargs)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def open_shard(path: Path) -> pq.ParquetFile:
+    """`pq.ParquetFile(path)`, with `read_shard`'s error (a failure mid-file raises pyarrow's own)."""
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+
+
 def read_rejects(root: str | Path) -> pa.Table:
     """The rejects of a dataset directory (an empty table when it has none)."""
     p = Path(root) / REJECTS_FILE
-    return pq.read_table(p, schema=REJECT_SCHEMA) if p.exists() else REJECT_SCHEMA.empty_table()
+    return read_shard(p, schema=REJECT_SCHEMA) if p.exists() else REJECT_SCHEMA.empty_table()
 
 
 @dataclass

@@ -151,3 +151,31 @@ def test_a_source_that_cannot_be_read_is_one_clear_error(tmp_path):
     )
     with pytest.raises(SourceError, match=r"instances\.json"):
         build_dataset(p, tmp_path / "out")
+
+
+def test_a_recipe_outside_the_checkout_without_prompts_builds(tmp_path):
+    """The prompt pools ship with the package: `prompts:` is optional wherever the recipe lives."""
+    p = tmp_path / "elsewhere" / "recipe.yaml"
+    p.parent.mkdir()
+    p.write_text("\n".join(line for line in RECIPE.format(prompts="x").splitlines() if "prompts" not in line))
+    report = build_dataset(p, tmp_path / "out")
+    assert {name: c.kept for name, c in report.sources.items()} == {
+        "synth_det": 150,
+        "synth_count": 70,
+        "synth_math": 40,
+    }
+
+
+def test_an_unknown_verifier_stops_the_build_before_any_work(recipe, tmp_path):
+    from triune_data.errors import RecipeError
+
+    text = recipe.read_text().replace(
+        "    options: {task: math, count: 40, image_size: [120, 48]}",
+        "    options: {task: math, count: 40, image_size: [120, 48]}\n    reward: {verifier: mathh}",
+    )
+    recipe.write_text(text)
+    with pytest.raises(
+        RecipeError, match=r"recipe\.yaml:16: sources\[2\]\.reward\.verifier: unknown verifier 'mathh'"
+    ):
+        build_dataset(recipe, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -121,3 +121,30 @@ def test_boxes_answer_is_qwen_style():
 
     text = boxes_answer([Box("cat", 1.0, 2.5, 30.0, 40.125)])
     assert json.loads(text) == [{"bbox_2d": [1, 2.5, 30, 40.12], "label": "cat"}]
+
+
+@pytest.mark.parametrize("bad", [DraftBox("cat", float("nan"), 10, 20, 50), DraftBox("cat", 10, 10, 250, 50)])
+def test_one_bad_box_rejects_the_sample_never_a_subset_of_its_boxes(bad):
+    out = materialize(box_draft([DraftBox("dog", 10, 10, 20, 50), bad]), RUN, OPTS)
+    assert isinstance(out, Reject) and out.reason in ("invalid_box", "box_outside_image")
+
+
+@pytest.mark.parametrize(
+    ("verifier", "ground_truth", "full", "kept"),
+    [
+        ("math", "\\frac{3}{4}", False, True),
+        ("math", "\\frac{", False, False),  # unbalanced: refused by the cheap check
+        ("math", "?", False, True),  # only math-verify knows it cannot read this ...
+        ("math", "?", True, False),  # ... so the full check (`check_ground_truth: full`) refuses it
+        ("math", "\\frac{3}{4}", True, True),
+        ("counting", "many", False, False),
+        ("counting", "03", False, True),
+        ("ocr", "**", False, False),
+    ],
+)
+def test_ground_truth_the_verifier_cannot_read_is_rejected(verifier, ground_truth, full, kept):
+    run = SourceRun(adapter="test", data_source="src", split="train", verifier=verifier)
+    out = materialize(draft(ground_truth=ground_truth), run, MaterializeOptions(full_ground_truth_check=full))
+    assert isinstance(out, Sample) == kept, out
+    if not kept:
+        assert out.reason == "invalid_ground_truth" and verifier in out.detail

@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,64 @@ def test_shipped_recipes_load():
     assert recipes, "recipes/ should ship at least the demo recipe"
     for path in recipes:
         load_recipe(path)
+
+
+REWARD = GOOD.replace(
+    "    options: {task: counting, count: 4}\n",
+    "    options: {task: counting, count: 4}\n    reward:\nREWARD",
+)
+
+
+@pytest.mark.parametrize(
+    "reward, where",
+    [
+        (
+            "      verifier: mathh\n",
+            r"r\.yaml:10: sources\[0\]\.reward\.verifier: unknown verifier 'mathh' \(known: ",
+        ),
+        (
+            "      verifier: counting\n      params: {tolerance: -1}\n",
+            r"r\.yaml:11: sources\[0\]\.reward\.params\.tolerance: Input should be greater than or equal to 0",
+        ),
+        (
+            "      verifier: counting\n      params:\n        tolerence: 1\n",
+            r"r\.yaml:12: sources\[0\]\.reward\.params\.tolerence: Extra inputs are not permitted \(verifier counting\)",
+        ),
+        (
+            "      params: {bogus: 1}\n",  # no verifier named: no verifier of the adapter's tasks takes it
+            r"r\.yaml:10: sources\[0\]\.reward\.params\.bogus: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_unknown_verifiers_and_invalid_params_stop_at_load_naming_the_line(tmp_path, reward, where):
+    with pytest.raises(RecipeError, match=where):
+        load_recipe(write(tmp_path, REWARD.replace("REWARD", reward)))
+
+
+def test_a_verifier_that_scores_none_of_the_adapters_tasks_is_a_recipe_error(tmp_path):
+    text = GOOD.replace("adapter: synthetic", "adapter: clevr").replace(
+        "    options: {task: counting, count: 4}\n",
+        "    options: {path: q.json, images: imgs}\n    reward: {verifier: detection}\n",
+    )
+    with pytest.raises(
+        RecipeError,
+        match=r"r\.yaml:9: sources\[0\]\.reward\.verifier: detection scores detection, grounding samples; adapter clevr makes counting",
+    ):
+        load_recipe(write(tmp_path, text))
+
+
+def test_params_the_adapter_completes_are_not_required_at_load(tmp_path):
+    # mcq's `options` come from each record; the recipe only sets the format rule
+    text = REWARD.replace("REWARD", "      verifier: mcq\n      params: {format: {mode: boxed}}\n")
+    assert load_recipe(write(tmp_path, text)).recipe.sources[0].reward.params == {"format": {"mode": "boxed"}}
+
+
+def test_without_prompts_the_shipped_pools_are_used(tmp_path):
+    from triune_data.recipe import DEFAULT_PROMPTS
+
+    loaded = load_recipe(
+        write(tmp_path, GOOD.replace('prompts:\n  counting: {templates: ["{question}"]}\n', ""))
+    )
+    assert DEFAULT_PROMPTS.is_relative_to(Path(__file__).resolve().parents[2] / "triune_data")
+    assert {"detection", "grounding", "counting", "math", "ocr"} <= set(loaded.prompts)
+    assert loaded.resolved["prompts"]["counting"]["templates"]  # recorded in the manifest's recipe

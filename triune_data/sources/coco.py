@@ -10,7 +10,10 @@ Units, each ending as one Draft or one Reject: detection `prompt: multi` -> one 
 `both` -> both; counting -> one per (image, category present) (id `<image_id>-<category_id>-count`,
 answer = number of instances, pool `counting_object`). An unusable image (duplicate id, malformed
 entry or annotation, non-UTF-8 text, nothing left to ask) is one reject; so is each annotation
-whose image id is not in `images`.
+whose image id is not in `images`. COCO joins annotations to images by id, exactly: an annotation
+whose `image_id` spells an image's id another way (``"2299"``, ``2299.0`` for the image ``2299``)
+joins nothing and is rejected, and so is that image (`partial_annotations`), which would
+otherwise be kept with only part of its boxes.
 
 Crowd regions (`iscrowd: 1`) hide unannotated instances, so their category's ground truth is
 incomplete (COCO's evaluation ignores detections inside them; box verifiers cannot): `crowd:
@@ -23,7 +26,9 @@ every other box check runs in the pipeline against the stored image's header.
 from __future__ import annotations
 
 import math
+import re
 import struct
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,6 +55,33 @@ from triune_data.sources.common.ids import own_id
 def _key(value: Any) -> int | str | None:
     """An id as COCO joins on it (its own type kept), or None when it is no id (`own_id`'s rule)."""
     return value if own_id(value) is not None else None
+
+
+_INTEGER = re.compile(r"\s*[-+]?\d+\s*")
+
+
+def _spelling(value: Any) -> str | None:
+    """The integer or text an id reads as: 2299, "2299", " 2299 " and 2299.0 all read "2299"."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is str and _INTEGER.fullmatch(value):
+        value = int(value)
+    if type(value) is int:
+        return str(value)
+    if type(value) is str and value.strip():
+        return value.strip()
+    return None
+
+
+def _other_spellings(iid: int | str) -> list[int | str]:
+    """The index keys other than `iid` that read as `iid` (`_spelling`)."""
+    text = _spelling(iid)
+    keys: list[int | str] = [] if text is None else [text]
+    if text is not None and _INTEGER.fullmatch(text):
+        keys.append(int(text))
+    if isinstance(iid, str) and iid.strip() != iid:
+        keys.append(iid.strip())
+    return [k for k in dict.fromkeys(keys) if not (k == iid and type(k) is type(iid))]
 
 
 class CocoOptions(SourceOptions):
@@ -108,6 +140,21 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         else:
             index.add(iid, (ann.get("id"), ann.get("category_id"), ann.get("bbox"), ann.get("iscrowd"), i))
     del annotations
+    # Annotations whose image id only another spelling of it matches (a float 2299.0): see `partial`.
+    unkeyed_spellings = Counter(_spelling(ann.get("image_id")) for _, ann in unkeyed if isinstance(ann, dict))
+
+    def partial(iid: int | str) -> BadRecord | None:
+        strays = {repr(k): len(index.get(k)) for k in _other_spellings(iid) if index.get(k)}
+        if unkeyed_spellings[_spelling(iid)]:
+            strays["a float"] = unkeyed_spellings[_spelling(iid)]
+        if not strays:
+            return None
+        spelled = ", ".join(f"{n} as {k}" for k, n in strays.items())
+        return BadRecord(
+            "partial_annotations",
+            f"image {iid!r}: annotations give its id another way ({spelled}) and were rejected; "
+            "the rest would be an incomplete ground truth",
+        )
 
     seen: set[int | str] = set()
     for i, im in enumerate(images):
@@ -119,6 +166,9 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
             if iid in seen:
                 raise BadRecord("duplicate_id", f"image id {iid!r} listed twice in `images`")
             seen.add(iid)
+            problem = partial(iid)
+            if problem is not None:
+                raise problem
             units = coco.units(iid, im, index.get(iid))
         except BadRecord as bad:
             yield Reject(reason=bad.reason, detail=bad.detail, id=oid, original_id=oid, file=coco.file)

@@ -2,11 +2,15 @@
 
 A verifier is a pure function::
 
-    @register_verifier("counting", params=CountingParams, tasks=("counting",))
+    @register_verifier("counting", params=CountingParams, tasks=("counting",),
+                       check_ground_truth=check_counting_ground_truth)
     def verify_counting(completion: str, ground_truth: GroundTruth, params: CountingParams,
                         ctx: VerifyContext) -> Verdict: ...
 
 It judges accuracy and format and says what it read from the completion (`Verdict.prediction`).
+Its ground-truth check (`GroundTruthCheck`) says whether it can read a ground truth at all; the
+dataset build runs it on every sample (a failing row is a reject, `invalid_ground_truth`) and
+`score()` runs it before the verifier, so a row the build kept never fails it at scoring.
 Blending accuracy and format with the sample's weights happens once, in `score()` (`combine`),
 never inside a verifier. `score()` is what every caller uses: the reward service's workers, the
 in-process backend, `triune score`, the trainer and the benchmarks. Its input is the one item
@@ -15,8 +19,9 @@ type, `RewardResult`; their JSON forms are derived in `common.wire`.
 
 Failure semantics (V-Triune returned a silent 0 for any exception):
 - a wrong or unparseable *completion* is a legitimate `ok` verdict with accuracy 0;
-- unusable *ground truth or params*, or an item that is not what it should be, is `error`, with
-  the reason in `message`;
+- unusable *ground truth or params*, or an item that is not what it should be (`check_item`, the
+  validation the reward service applies to JSON items: a completion that is not a string, a
+  negative weight, ...), is `error`, with the reason in `message`;
 - `not_applicable` means the verifier has nothing to judge for this sample (the trainer masks it);
 - `timeout` is set by the process pool, which enforces the hard per-item deadline.
 The trainer masks `error`/`timeout` rows out of the advantage and counts them per data_source.
@@ -26,15 +31,22 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 
-from triune_data.coords import FRAMES, Frame
+from triune_data.coords import Frame
 from triune_data.errors import UnknownVerifierError, VerifierError
 from triune_data.types import BOX_TASKS, TASKS, Box, Sample, Task
 
@@ -136,7 +148,7 @@ def check_box(box: Any) -> Box:
     return box if type(box) is Box else Box(label, float(x1), float(y1), float(x2), float(y2))
 
 
-def check_ground_truth(value: Any) -> GroundTruth:
+def coerce_ground_truth(value: Any) -> GroundTruth:
     """A string, or a list of gold boxes (`check_box`); ValueError otherwise."""
     if isinstance(value, str):
         if len(value) > MAX_GROUND_TRUTH_CHARS:
@@ -165,7 +177,7 @@ _BOX_JSON = {
 }
 GroundTruthField = Annotated[
     GroundTruth,
-    PlainValidator(check_ground_truth),
+    PlainValidator(coerce_ground_truth),
     WithJsonSchema(
         {
             "anyOf": [{"type": "string"}, {"type": "array", "items": _BOX_JSON}],
@@ -178,6 +190,7 @@ ParamsField = Annotated[
     PlainValidator(_wire_params),
     WithJsonSchema({"type": "object", "description": "verifier params (a JSON object)"}),
 ]
+Text = Annotated[str, Field(strict=True)]  # bytes are not text
 Weight = Annotated[float, Field(ge=0, strict=True)]
 Count = Annotated[int, Field(ge=0, strict=True)]
 Positive = Annotated[float, Field(gt=0, strict=True)]
@@ -197,8 +210,10 @@ class ScoreItem:
 
     __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    verifier: Annotated[str, Field(min_length=1, max_length=128, description="registered verifier name")]
-    completion: str
+    verifier: Annotated[
+        str, Field(min_length=1, max_length=128, strict=True, description="registered verifier name")
+    ]
+    completion: Text
     ground_truth: GroundTruthField
     params: ParamsField = field(default_factory=dict)
     accuracy_weight: Weight = 1.0
@@ -210,11 +225,60 @@ class ScoreItem:
         tuple[Positive, Positive] | None, Field(description="image as the model saw it [w, h]")
     ] = None
     model_frame: Annotated[Frame | None, Field(description="frame the model writes boxes in")] = None
-    data_source: str | None = None
+    data_source: Text | None = None
     id: Annotated[str | int | None, Field(description="echoed back in the result")] = None
 
 
 ITEM_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ScoreItem))
+
+
+@lru_cache(maxsize=1)
+def item_adapter() -> TypeAdapter[ScoreItem]:
+    """The one validator of items: JSON items (`common.wire`) and `check_item` both use it."""
+    return TypeAdapter(ScoreItem)
+
+
+def validation_message(exc: ValidationError, *, limit: int = 3) -> str:
+    """A short, one-line summary of a pydantic error: `items.3.accuracy_weight: ... ; ...`."""
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
+
+
+def check_item(item: ScoreItem) -> ScoreItem:
+    """`item`, validated exactly as the reward service validates a JSON item; ValueError otherwise.
+
+    A dataclass does not check what it is given, so an item built in Python (a completion that is
+    None, a negative weight) is checked here by the same validator as the JSON form, field by
+    field. What only Python can carry is taken as a client would send it: `params` as the stored
+    JSON text is parsed for the check (and kept as text: `score` caches its parse by text), any
+    other mapping becomes a dict.
+
+    >>> check_item(ScoreItem(verifier="counting", completion=None, ground_truth="3"))
+    Traceback (most recent call last):
+    ...
+    ValueError: completion: Input should be a valid string
+    """
+    values = {name: getattr(item, name) for name in ITEM_FIELDS}
+    params = values["params"]
+    text = params if type(params) is str else None
+    if text is not None:
+        try:
+            values["params"] = json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"params is not JSON: {exc.msg}") from None
+    elif isinstance(params, Mapping) and type(params) is not dict:
+        values["params"] = dict(params)  # as a client sends it
+    try:
+        checked = item_adapter().validate_python(values)
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc)) from None
+    if text is not None:
+        checked.params = text
+    return checked
 
 
 @dataclass(kw_only=True, slots=True)
@@ -250,7 +314,13 @@ def combine(accuracy: float, fmt: float, accuracy_weight: float, format_weight: 
     return (accuracy_weight * accuracy + format_weight * fmt) / total
 
 
-VerifyFn: TypeAlias = Callable[[str, GroundTruth, Any, VerifyContext], Verdict]
+# (completion, ground truth, params, context) -> Verdict; a verifier annotates the ground truth it
+# reads (str or list[Box]) and its own params model, so the alias cannot be narrower than this.
+VerifyFn: TypeAlias = Callable[..., Verdict]
+GroundTruthCheck: TypeAlias = Callable[..., None]
+"""``check(ground_truth, params, *, full: bool) -> None``: raises VerifierError (or ValueError) when
+the verifier cannot read `ground_truth` under `params`. Cheap by default; `full` asks for the
+thorough check where that costs more (math: math-verify's parse, see `docs/decisions.md`)."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +331,7 @@ class VerifierSpec:
     boxes: bool  # ground truth is a list of boxes rather than a string
     aliases: tuple[str, ...] = ()
     tasks: tuple[Task, ...] = TASKS  # the tasks whose samples it can score
+    check_ground_truth: GroundTruthCheck | None = None  # None: it reads no ground truth (`format`)
 
 
 _REGISTRY: dict[str, VerifierSpec] = {}
@@ -274,13 +345,17 @@ def register_verifier(
     boxes: bool = False,
     aliases: tuple[str, ...] = (),
     tasks: tuple[Task, ...] | None = None,
+    check_ground_truth: GroundTruthCheck | None = None,
 ) -> Callable[[VerifyFn], VerifyFn]:
     """Register `fn` under `name` (and `aliases`) as the verifier of samples of `tasks`.
 
+    `check_ground_truth` (see `GroundTruthCheck`) says which ground truths the verifier can read;
+    without one the verifier is taken to read none (like `format`) and nothing is checked.
     Checked here, so a mistake fails at import rather than at the first item: names are unique
-    non-empty strings, `params` is a `VerifierParams` subclass, `tasks` are known tasks, and a
-    verifier of boxes (`boxes=True`: its ground truth is the sample's boxes) serves box tasks only.
-    Without `tasks`, a verifier serves every task (a box verifier: every box task).
+    non-empty strings, `params` is a `VerifierParams` subclass, `tasks` are known tasks, the check
+    is callable, and a verifier of boxes (`boxes=True`: its ground truth is the sample's boxes)
+    serves box tasks only. Without `tasks`, a verifier serves every task (a box verifier: every
+    box task).
     """
     if tasks is None:
         tasks = tuple(t for t in TASKS if t in BOX_TASKS) if boxes else TASKS
@@ -291,6 +366,8 @@ def register_verifier(
         raise ValueError(f"verifier {name!r}: tasks must be among {', '.join(TASKS)}, got {tasks!r}")
     if boxes and not set(tasks) <= BOX_TASKS:
         raise ValueError(f"verifier {name!r}: a box verifier serves only {sorted(BOX_TASKS)}, got {tasks!r}")
+    if check_ground_truth is not None and not callable(check_ground_truth):
+        raise TypeError(f"verifier {name!r}: check_ground_truth must be callable, got {check_ground_truth!r}")
 
     def wrap(fn: VerifyFn) -> VerifyFn:
         if not callable(fn):
@@ -300,7 +377,9 @@ def register_verifier(
                 raise ValueError(f"verifier names must be non-empty strings, got {key!r}")
             if key in _REGISTRY or key in _ALIASES:
                 raise ValueError(f"verifier {key!r} is already registered")
-        _REGISTRY[name] = VerifierSpec(name, params, fn, boxes, tuple(aliases), tuple(tasks))
+        _REGISTRY[name] = VerifierSpec(
+            name, params, fn, boxes, tuple(aliases), tuple(tasks), check_ground_truth
+        )
         for alias in aliases:
             _ALIASES[alias] = name
         return fn
@@ -409,49 +488,77 @@ def score_item_for(
     )
 
 
-def _as_size(v: Any) -> tuple[float, float] | None:
-    if v is None:
-        return None
-    w, h = (float(x) for x in v)
-    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
-        raise VerifierError(f"invalid size {list(v)!r}: width and height must be positive")
-    return (w, h)
+def check_ground_truth(
+    name: str,
+    ground_truth: GroundTruth,
+    params: VerifierParams | Mapping[str, Any] | str | None = None,
+    *,
+    full: bool = False,
+) -> None:
+    """Raise VerifierError when verifier `name` cannot read `ground_truth` under `params`.
+
+    Runs the verifier's registered check (nothing for a verifier that reads no ground truth); the
+    dataset build calls this for every sample and `score` for every item. `full`: see
+    `GroundTruthCheck`.
+
+    >>> check_ground_truth("counting", "many")
+    Traceback (most recent call last):
+    ...
+    triune_data.errors.VerifierError: counting: ground truth 'many' is not a non-negative integer
+    """
+    spec = get_verifier(name)
+    if not spec.boxes and not isinstance(ground_truth, str):
+        raise VerifierError(f"{spec.name} needs a string ground truth, got {type(ground_truth).__name__}")
+    if spec.check_ground_truth is None:
+        return
+    if not isinstance(params, VerifierParams):
+        params = parse_params(spec.name, params)
+    try:
+        spec.check_ground_truth(ground_truth, params, full=full)
+    except ValueError as exc:
+        raise VerifierError(f"{spec.name}: {exc}") from None
 
 
-def score(item: ScoreItem) -> RewardResult:
-    """Score one item. Never raises for bad input: returns status `error` with the reason."""
+def _size(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if v is None else (float(v[0]), float(v[1]))
+
+
+def score(item: ScoreItem, *, checked: bool = False) -> RewardResult:
+    """Score one item. Never raises for bad input: returns status `error` with the reason.
+
+    The item is validated first (`check_item`, as the reward service validates JSON items) unless
+    `checked` says its caller did; then its params, then its ground truth (`check_ground_truth`).
+    """
+    if not checked:
+        try:
+            item = check_item(item)
+        except ValueError as exc:
+            item_id = item.id if type(item.id) in (str, int) else None
+            return RewardResult.failed("error", f"invalid item: {exc}"[:500], id=item_id)
     try:
         spec = get_verifier(item.verifier)
         params = parse_params(spec.name, item.params)
-        if not spec.boxes and not isinstance(item.ground_truth, str):
-            raise VerifierError(
-                f"{spec.name} needs a string ground truth, got {type(item.ground_truth).__name__}"
-            )
-        gt = check_ground_truth(item.ground_truth)
-        if type(item.completion) is not str:
-            raise VerifierError(f"completion must be a string, got {type(item.completion).__name__}")
-        for name in ("accuracy_weight", "format_weight"):
-            w = getattr(item, name)
-            if not (isinstance(w, numbers.Real) and math.isfinite(w) and float(w) >= 0):  # numpy floats too
-                raise VerifierError(f"{name} must be a finite number >= 0, got {w!r}")
-        if item.model_frame is not None and item.model_frame not in FRAMES:
-            raise VerifierError(f"unknown model_frame {item.model_frame!r} (known: {', '.join(FRAMES)})")
         ctx = VerifyContext(
-            step=int(item.step),
-            total_steps=int(item.total_steps),
-            image_size=_as_size(item.image_size),
-            model_input_size=_as_size(item.model_input_size),
+            step=item.step,
+            total_steps=item.total_steps,
+            image_size=_size(item.image_size),
+            model_input_size=_size(item.model_input_size),
             data_source=item.data_source,
             model_frame=item.model_frame,
         )
-    except (VerifierError, TypeError, ValueError, OverflowError) as exc:
+        check_ground_truth(spec.name, item.ground_truth, params)
+    except VerifierError as exc:
         return RewardResult.failed("error", str(exc)[:500], id=item.id)
+    except RecursionError:
+        return RewardResult.failed("error", f"{item.verifier}: ground truth too deeply nested", id=item.id)
+    except Exception as exc:  # a bug in a ground-truth check: loud, never a silent 0
+        return RewardResult.failed("error", f"{item.verifier}: {type(exc).__name__}: {exc}"[:500], id=item.id)
     if len(item.completion) > MAX_COMPLETION_CHARS:
         # The model's fault, not the verifier's: a real zero, not a masked error.
         message = f"completion longer than {MAX_COMPLETION_CHARS} chars"
         return RewardResult(reward=0.0, accuracy=0.0, format=0.0, message=message, id=item.id)
     try:
-        verdict = spec.fn(item.completion, gt, params, ctx)
+        verdict = spec.fn(item.completion, item.ground_truth, params, ctx)
     except VerifierError as exc:
         return RewardResult.failed("error", str(exc), id=item.id)
     except RecursionError:

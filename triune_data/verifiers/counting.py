@@ -12,9 +12,9 @@ Extraction (`extract`):
   after ``</think>`` only; an unclosed ``<think>`` (a rollout cut off mid-reasoning) is no answer,
   so a truncated list of guesses does not score by its last number.
 
-Inside a block or box every number counts: ``3``, ``3.0`` (= 3), ``1,000``, ``-2``, and the words
-zero to twenty. Several different numbers there ("2 or 3", "2 red + 3 blue = 5") are no answer,
-so a model cannot hedge. Negative and fractional answers are wrong whatever the tolerance.
+Markdown emphasis (``**3**``, ``__3__``) is removed first. Inside a block or box every number
+counts: ``3``, ``3.0`` (= 3), ``1,000``, ``-2``, and the words zero to twenty. Several different
+numbers there ("2 or 3", "2 red + 3 blue = 5") are no answer, so a model cannot hedge. Negative and fractional answers are wrong whatever the tolerance.
 Components: ``predicted`` (1 when one number was read) and ``abs_error`` (|pred - gt|, clamped
 to 1e9; -1 without a prediction). Format default: ``think_answer`` (V-Triune's math rule).
 """
@@ -34,6 +34,7 @@ from triune_data.verifiers.common.extract import (
     answer_block,
     boxed_spans,
     last_boxed,
+    strip_emphasis,
 )
 from triune_data.verifiers.format import FormatSpec, format_score
 
@@ -84,6 +85,7 @@ def _read_last(text: str) -> tuple[float | None, str]:
 
 
 def _predict(completion: str, mode: str) -> tuple[float | None, str]:
+    completion = strip_emphasis(completion)  # "**3**", "__3__": Markdown, not part of the number
     block = answer_block(completion) if mode in ("answer_tag", "auto") else None
     if block is not None:
         inner = last_boxed(block)
@@ -109,7 +111,14 @@ def _gold(ground_truth: str) -> int:
     return int(m.group(1) or m.group(2))
 
 
-@register_verifier("counting", params=CountingParams, tasks=("counting",))
+def check_counting_ground_truth(ground_truth: str, params: CountingParams, *, full: bool = False) -> None:
+    """A count: a non-negative integer ("3", "3.0", ``\\boxed{3}``); not "many", "-1" or "2.5"."""
+    _gold(ground_truth)
+
+
+@register_verifier(
+    "counting", params=CountingParams, tasks=("counting",), check_ground_truth=check_counting_ground_truth
+)
 def verify_counting(
     completion: str, ground_truth: str, params: CountingParams, ctx: VerifyContext
 ) -> Verdict:

@@ -29,7 +29,7 @@ Deliberate deviations from the released code:
 from __future__ import annotations
 
 from triune_data.verifiers.base import GroundTruth, Verdict, VerifyContext, register_verifier
-from triune_data.verifiers.common.box_score import BoxParams, verify_boxes
+from triune_data.verifiers.common.box_score import BoxParams, check_box_ground_truth, verify_boxes
 
 
 class DetectionParams(BoxParams):
@@ -39,7 +39,13 @@ class DetectionParams(BoxParams):
     """A prediction counts only with the label of its ground-truth box (case-insensitive)."""
 
 
-@register_verifier("detection", params=DetectionParams, boxes=True, tasks=("detection", "grounding"))
+@register_verifier(
+    "detection",
+    params=DetectionParams,
+    boxes=True,
+    tasks=("detection", "grounding"),
+    check_ground_truth=check_box_ground_truth,
+)
 def verify_detection(
     completion: str, ground_truth: GroundTruth, params: DetectionParams, ctx: VerifyContext
 ) -> Verdict:

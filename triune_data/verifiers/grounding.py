@@ -9,7 +9,7 @@ dynamic IoU threshold, completeness and size penalty (see `_boxes` and `detectio
 from __future__ import annotations
 
 from triune_data.verifiers.base import GroundTruth, Verdict, VerifyContext, register_verifier
-from triune_data.verifiers.common.box_score import BoxParams, verify_boxes
+from triune_data.verifiers.common.box_score import BoxParams, check_box_ground_truth, verify_boxes
 
 
 class GroundingParams(BoxParams):
@@ -19,7 +19,13 @@ class GroundingParams(BoxParams):
     """Also require the label (the referring expression) to match; off, since models paraphrase it."""
 
 
-@register_verifier("grounding", params=GroundingParams, boxes=True, tasks=("grounding",))
+@register_verifier(
+    "grounding",
+    params=GroundingParams,
+    boxes=True,
+    tasks=("grounding",),
+    check_ground_truth=check_box_ground_truth,
+)
 def verify_grounding(
     completion: str, ground_truth: GroundTruth, params: GroundingParams, ctx: VerifyContext
 ) -> Verdict:

@@ -23,8 +23,10 @@ Deliberate deviations, all for robustness:
 
 Options beyond V-Triune: ``plain_expressions`` also reads plain numbers ("The answer is 4");
 ``answer_block`` reads a closed ``<answer>`` block whole, as a boxed answer (R1-V's
-``<answer>40.0</answer>``), so the block must hold the answer alone. Chinese units after a number
-(GeoQA golds such as "6米", "60度") are normalised with ``units``, as math-verify does latin ones.
+``<answer>40.0</answer>``), so the block must hold the answer alone. With ``units`` (default),
+units after a number are removed from the answer and the gold before math-verify reads them
+(`common.units`: one table of Latin, superscript and Chinese units, "12cm²", ``12\\text{ cm}^{2}``,
+"4πcm", "3小时", "12海里"; "60度" becomes 60°).
 
 Failures: a refused, unparseable or timed-out completion is accuracy 0 with a message; an
 exception math-verify raises on a completion is status ``error`` (its bug, counted, not scored).
@@ -48,7 +50,15 @@ from pydantic import Field
 
 from triune_data.errors import VerifierError
 from triune_data.verifiers.base import Verdict, VerifierParams, VerifyContext, register_verifier
-from triune_data.verifiers.common.extract import answer_block, boxed_spans, nesting_depth
+from triune_data.verifiers.common.extract import (
+    answer_block,
+    boxed_spans,
+    braces_balanced,
+    last_boxed,
+    nesting_depth,
+    strip_emphasis,
+)
+from triune_data.verifiers.common.units import strip_units
 from triune_data.verifiers.format import FormatSpec, format_score
 
 if TYPE_CHECKING:
@@ -67,7 +77,7 @@ class MathParams(VerifierParams):
     try_extract_without_anchor: bool = False  # also read answers no "answer is"/\boxed introduces
     plain_expressions: bool = False  # also accept plain numbers/expressions ("The answer is 4")
     answer_block: bool = False  # read a closed <answer> block whole (else the completion, as usual)
-    units: bool = True  # strip units ("12 cm" == 12, "12厘米" == 12; "60度" == 60°)
+    units: bool = True  # strip units (`common.units`: "12 cm²" == 12, "12厘米" == 12; "60度" == 60°)
     float_rounding: int = Field(6, ge=0, le=20)
     numeric_precision: int = Field(15, ge=1, le=100)
     timeout_seconds: int = Field(5, ge=1, le=60)  # math-verify's own alarm, main thread only
@@ -90,20 +100,10 @@ _UNICODE_LATEX = str.maketrans({"°": "^{\\circ}", "√": "\\sqrt ", "²": "^{2}
 _RADICAL = re.compile(r"√\s*(?:\{([^{}]*)\}|\(([^()]*)\)|(\d+(?:\.\d+)?|[A-Za-z]))")
 
 
-# Units written in Chinese after a number (GeoQA-style golds: "3厘米", "60度"): math-verify reads
-# latin units ("3cm") as the number but gives up on these. Degrees become °; the rest are dropped.
-_CJK_UNIT = re.compile(
-    r"(?<=[\d}])\s*(?:平方|立方)?(?:厘米|毫米|分米|千米|公里|米|度|个|元|岁|人|次|秒|分钟|小时|天|千克|公斤|克|毫升|升)"
-)
-
-
-def _cjk_unit(m: re.Match[str]) -> str:
-    return "°" if m.group().strip() == "度" else ""
-
-
 def _prepare(text: str, params: MathParams) -> str:
-    if params.units and not text.isascii():
-        text = _CJK_UNIT.sub(_cjk_unit, text)
+    text = strip_emphasis(text)  # "the answer is **32**" is 32, not 32**
+    if params.units:
+        text = strip_units(text)
     text = _RADICAL.sub(lambda m: "\\sqrt{" + "".join(g or "" for g in m.groups()) + "}", text)
     text = text.translate(_UNICODE_LATEX)
     return text.lower() if params.lowercase else text
@@ -254,11 +254,37 @@ def _verify(gold: Any, pred: Any, params: MathParams) -> bool:
     return _equal(gold, pred, *args)
 
 
+def check_math_ground_truth(ground_truth: str, params: MathParams, *, full: bool = False) -> None:
+    """A math ground truth is readable: `full` parses it with math-verify (as scoring does); the
+    default, cheap check (no sympy: see `docs/decisions.md`) refuses what cannot parse whatever
+    the parser: an empty answer or box, unbalanced braces (``\\frac{``), nesting or length past
+    the parser's limits."""
+    if full:
+        _gold(ground_truth, params)
+    else:
+        _check_gold_text(ground_truth, params)
+
+
+@lru_cache(maxsize=4096)  # a GRPO group's rollouts share their gold
+def _check_gold_text(ground_truth: str, params: MathParams) -> None:
+    text = _prepare(ground_truth.strip(), params)
+    boxed = last_boxed(text)
+    if not text or (boxed is not None and not boxed.strip()):
+        raise VerifierError(f"math: empty ground truth {ground_truth[:80]!r}")
+    if not braces_balanced(text):
+        raise VerifierError(f"math: ground truth {ground_truth[:80]!r} has unbalanced braces")
+    try:
+        _check_text(text, params)
+    except _Refused as exc:
+        raise VerifierError(f"math: ground truth refused: {exc}") from None
+
+
 @register_verifier(
     "math",
     params=MathParams,
     aliases=("mathverify",),
     tasks=("math", "puzzle", "science", "chart", "counting", "ocr"),  # V-Triune scored all six with it
+    check_ground_truth=check_math_ground_truth,
 )
 def verify_math(completion: str, ground_truth: str, params: MathParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff math-verify finds the completion's answer equal to the gold answer."""

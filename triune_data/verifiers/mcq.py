@@ -4,9 +4,15 @@ V-Triune has no multiple-choice verifier: it drops MC and true/false questions b
 easy to hack (vtriune.md §6.2). This verifier makes them usable with one anti-hacking rule: an
 answer that names more than one option ("A or B", "A, B, C, D") scores 0.
 
-Params: `options` (2 to 26 option texts, in order) and optional `labels` (default A, B, C, ...).
-Ground truth: a label ("B", "(B)", ``\\boxed{B}``) or an option's text. A ground truth that matches
-no option, or matches a label and a different option's text, is an error.
+Params: `options` (2 to 26 distinct option texts, in order) and optional `labels` (default A, B,
+C, ...). Ground truth: a label ("B", "(B)", ``\\boxed{B}``) or an option's text; one that names no
+option is an error (caught at build time by `check_mcq_ground_truth`).
+
+Labels first: a ground truth or an answer that is exactly a label is read as that label, even when
+some option's text is also that string (options "(a)" ... "(e)", or a letter that is an option:
+with options ["B", "A"], "A" is label A, the option "B"); only otherwise is it matched against
+the option texts. Options are distinct after normalisation, so every ground truth resolves to
+one option or to none, never to several.
 
 Where the answer is read: in the first closed ``<answer>`` block, else after ``</think>`` (the whole
 completion without one), these candidates in order, the first that names any option deciding:
@@ -14,11 +20,12 @@ the last ``\\boxed{}``; the sentence after each "answer is" / "answer:" / "optio
 (last first: "The answer is B. BECAUSE: ...", "The correct answer is **(C) 145°**."); the whole
 block, or without a block the whole text only when it is one short line ("B", "(B) 145°"): longer
 prose mentions options it rejects ("∠C = 85°" names C).
-What a candidate names: an exact option text or label, else every option text it contains (longer
-texts first, each blanked once read, so "sample A" is not also label A) plus every label written as
-a standalone token (single letters in upper case only, so the article "a" is not option A; with
-nine or more options the pronoun "I" is, a known limit). Exactly one named option is the answer;
-a candidate naming several ends the search with accuracy 0.
+What a candidate names: the option it is exactly (labels first), else every option text it
+contains (longer texts first, each blanked once read, so "sample A" is not also label A; texts that
+are a label's string, such as "A" or "(a)", are left to the labels) plus every label written as a
+standalone token (single letters in upper case only, so the article "a" is not option A; with nine
+or more options the pronoun "I" is, a known limit). Exactly one named option is the answer; a
+candidate naming several ends the search with accuracy 0.
 Components: ``predicted`` (one option named) and ``ambiguous`` (several named).
 Format default: ``think_answer`` (V-Triune's math rule).
 """
@@ -37,6 +44,7 @@ from triune_data.verifiers.common.extract import (
     answer_block,
     last_boxed,
     normalize_text,
+    strip_emphasis,
     strip_latex_text,
 )
 from triune_data.verifiers.format import FormatSpec, format_score
@@ -57,8 +65,11 @@ class McqParams(VerifierParams):
 
     @model_validator(mode="after")
     def _check(self) -> McqParams:
-        if any(not normalize_text(o) for o in self.options):
+        texts = [normalize_text(o) for o in self.options]
+        if not all(texts):
             raise ValueError("options must not be empty")
+        if len(set(texts)) != len(texts):
+            raise ValueError("options must be distinct (after case and punctuation are normalised)")
         if self.labels is not None:
             if len(self.labels) != len(self.options):
                 raise ValueError("labels and options must have the same length")
@@ -95,18 +106,18 @@ def _label_pattern(label: str) -> re.Pattern[str]:
 
 def _named(region: str, params: McqParams) -> set[int]:
     """Indices of the options that `region` names."""
-    text = normalize_text(strip_latex_text(region).replace("**", ""), case_sensitive=True)
+    text = normalize_text(strip_latex_text(strip_emphasis(region)), case_sensitive=True)
     folded = text.casefold()
     options = [normalize_text(o) for o in params.options]
     labels = params.label_list()
-    exact = {i for i, o in enumerate(options) if o == folded}
-    if len(exact) == 1:
-        return exact
-    exact = {i for i, label in enumerate(labels) if normalize_text(label) == folded}
-    if exact:
-        return exact
+    exact = _exactly(folded, params)
+    if exact is not None:
+        return {exact}
     found = set()
+    label_keys = {normalize_text(label) for label in labels}
     for i in sorted(range(len(options)), key=lambda i: -len(options[i])):
+        if options[i] in label_keys:
+            continue  # an option text that is a label's string is read as that label (labels first)
         # Blank each option text found, so that neither a shorter option inside it ("red" in "dark red")
         # nor a letter in it ("A" in "sample A") is read again as another option.
         pattern = r"(?<![^\W_])" + re.escape(options[i]) + r"(?![^\W_])"
@@ -116,20 +127,34 @@ def _named(region: str, params: McqParams) -> set[int]:
     return found | {i for i, label in enumerate(labels) if _label_pattern(label).search(text)}
 
 
+def _exactly(text: str, params: McqParams) -> int | None:
+    """The option that normalised `text` is exactly: a label first, else an option text."""
+    for keys in (params.label_list(), params.options):
+        for i, key in enumerate(keys):
+            if normalize_text(key) == text:
+                return i
+    return None
+
+
 def _gold(ground_truth: str, params: McqParams) -> int:
-    """The gold option: a label or an option text, exactly (after normalisation)."""
-    gold = normalize_text(strip_latex_text(last_boxed(ground_truth) or ground_truth))
-    by_text = {i for i, o in enumerate(params.options) if normalize_text(o) == gold}
-    by_label = {i for i, label in enumerate(params.label_list()) if normalize_text(label) == gold}
-    matches = by_text | by_label
-    if not matches:
+    """The gold option: a label, else an option text, exactly (after normalisation)."""
+    gold = _exactly(normalize_text(strip_latex_text(last_boxed(ground_truth) or ground_truth)), params)
+    if gold is None:
         raise VerifierError(f"mcq: ground truth {ground_truth[:40]!r} matches no option text or label")
-    if len(matches) > 1:
-        raise VerifierError(f"mcq: ground truth {ground_truth[:40]!r} matches several options")
-    return matches.pop()
+    return gold
 
 
-@register_verifier("mcq", params=McqParams, tasks=("math", "puzzle", "science", "chart"))
+def check_mcq_ground_truth(ground_truth: str, params: McqParams, *, full: bool = False) -> None:
+    """The ground truth names one of the options, by label or by text."""
+    _gold(ground_truth, params)
+
+
+@register_verifier(
+    "mcq",
+    params=McqParams,
+    tasks=("math", "puzzle", "science", "chart"),
+    check_ground_truth=check_mcq_ground_truth,
+)
 def verify_mcq(completion: str, ground_truth: str, params: McqParams, ctx: VerifyContext) -> Verdict:
     """Accuracy 1 iff the answer names exactly one option and it is the gold one."""
     gold = _gold(ground_truth, params)

@@ -5,8 +5,8 @@ math_verify-verifiable (vtriune.md §6.2). This verifier compares text as text: 
 style answers ("STOP", "Coca-Cola", "555-1234") against the ground truth plus `alternatives`.
 
 Answer extraction: the first closed ``<answer>`` block, else the text after ``</think>`` (the whole
-completion without one); in it the last ``\\boxed{}`` wins; ``\\text{}``-style wrappers are
-removed. Boxed ground truths (Orsta style) are unboxed the same way.
+completion without one); in it the last ``\\boxed{}`` wins; Markdown emphasis (``**STOP**``) and
+``\\text{}``-style wrappers are removed. Boxed ground truths (Orsta style) are unboxed the same way.
 
 Normalisation (`_extract.normalize_text`): Unicode NFKC, case-fold unless `case_sensitive`,
 whitespace collapsed, surrounding quotes, brackets, markdown emphasis and sentence punctuation
@@ -31,6 +31,7 @@ from triune_data.verifiers.common.extract import (
     answer_block,
     last_boxed,
     normalize_text,
+    strip_emphasis,
     strip_latex_text,
 )
 from triune_data.verifiers.format import FormatSpec, format_score
@@ -90,27 +91,38 @@ def extract_answer(completion: str) -> str:
     block = answer_block(completion)
     region = after_think(completion) if block is None else block
     boxed = last_boxed(region)
-    return strip_latex_text(region if boxed is None else boxed)
+    return strip_latex_text(strip_emphasis(region if boxed is None else boxed))
 
 
-@register_verifier("ocr", params=OcrParams, tasks=("ocr", "chart"))
-def verify_ocr(completion: str, ground_truth: str, params: OcrParams, ctx: VerifyContext) -> Verdict:
-    """Accuracy: exact match (or ANLS) of the extracted answer against the accepted answers."""
+def _norm(s: str, params: OcrParams) -> str:
+    return normalize_text(
+        s, case_sensitive=params.case_sensitive, remove_punctuation=params.remove_punctuation
+    )
 
-    def norm(s: str) -> str:
-        return normalize_text(
-            s, case_sensitive=params.case_sensitive, remove_punctuation=params.remove_punctuation
-        )
 
+def _accepted(ground_truth: str, params: OcrParams) -> list[str]:
+    """The normalised accepted answers: the ground truth and the `alternatives`."""
     accepted = []
     for answer in (ground_truth, *params.alternatives):
         boxed = last_boxed(answer)  # Orsta golds are boxed
-        normalized = norm(strip_latex_text(answer if boxed is None else boxed))
+        normalized = _norm(strip_latex_text(answer if boxed is None else boxed), params)
         if not normalized:
             raise VerifierError(f"ocr: accepted answer {answer[:40]!r} is empty after normalisation")
         accepted.append(normalized)
+    return accepted
+
+
+def check_ocr_ground_truth(ground_truth: str, params: OcrParams, *, full: bool = False) -> None:
+    """Every accepted answer has text left after normalisation (not "", "**" or "?")."""
+    _accepted(ground_truth, params)
+
+
+@register_verifier("ocr", params=OcrParams, tasks=("ocr", "chart"), check_ground_truth=check_ocr_ground_truth)
+def verify_ocr(completion: str, ground_truth: str, params: OcrParams, ctx: VerifyContext) -> Verdict:
+    """Accuracy: exact match (or ANLS) of the extracted answer against the accepted answers."""
+    accepted = _accepted(ground_truth, params)
     fmt = format_score(completion, params.format)
-    pred = norm(extract_answer(completion))
+    pred = _norm(extract_answer(completion), params)
     if not pred:
         return Verdict(0.0, fmt, {"exact": 0.0, "anls": 0.0}, message="no answer found")
     exact = 1.0 if pred in accepted else 0.0

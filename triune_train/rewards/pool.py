@@ -18,8 +18,9 @@ the whole executor. Here a dispatcher thread owns N worker processes:
 
 Verifiers are pure, so items a killed worker had finished but not yet sent are simply scored again.
 Items are `ScoreItem`s (sent as the tuple of their fields in declared order, which pickles fast,
-and rebuilt by field name) or JSON items from the wire, validated in the worker so that the server
-process only parses and forwards. Results come back the same way. Workers start with "forkserver": safe in a
+and rebuilt by field name) or JSON items from the wire, both validated in the worker by the one
+item validator (`check_item`, `items_from_wire`), so that the server process only parses and
+forwards and an item is refused here exactly when the reward service would refuse it. Results come back the same way. Workers start with "forkserver": safe in a
 threaded server (plain fork is not), and forking from a server that has already imported the
 verifiers makes a replacement ready in ~10 ms where "spawn" pays ~0.4 s of interpreter start and
 imports. `workers=0` scores inline in the calling thread (no hard timeout), for tiny runs and tests.
@@ -50,7 +51,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from triune_data.verifiers import RewardResult, ScoreItem, score
-from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS
+from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS, check_item
 from triune_data.verifiers.common.wire import item_id, items_from_wire
 from triune_train.rewards.protocol import RewardServiceError
 
@@ -96,10 +97,21 @@ def _payload(item: ItemLike) -> Any:
 
 
 def _prepare(payloads: list[Any]) -> list[ScoreItem | tuple]:
-    """ScoreItems to score, or ready error rows for invalid JSON items (validated in one call)."""
-    out: list[ScoreItem | tuple] = [
-        ScoreItem(**dict(zip(ITEM_FIELDS, p, strict=True))) if type(p) is tuple else p for p in payloads
-    ]
+    """Validated ScoreItems to score, or ready error rows for invalid items.
+
+    Both kinds of item pass the one validator: a `ScoreItem` through `check_item`, JSON items
+    through `items_from_wire` (one call for all of them), so an item scored here and the same item
+    sent to the reward service are accepted or refused alike.
+    """
+    out: list[ScoreItem | tuple] = []
+    for p in payloads:
+        if type(p) is not tuple:
+            out.append(p)
+            continue
+        try:
+            out.append(check_item(ScoreItem(**dict(zip(ITEM_FIELDS, p, strict=True)))))
+        except ValueError as exc:
+            out.append(_row(RewardResult.failed("error", f"invalid item: {exc}", id=_payload_id(p))))
     dicts = [i for i, p in enumerate(payloads) if type(p) is not tuple]
     if dicts:
         for i, item in zip(dicts, items_from_wire([payloads[i] for i in dicts]), strict=True):
@@ -117,7 +129,9 @@ def _verifier_name(payload: Any) -> str:
 
 
 def _payload_id(payload: Any) -> str | int | None:
-    return payload[_ID] if type(payload) is tuple else item_id(payload)
+    if type(payload) is tuple:
+        return payload[_ID] if type(payload[_ID]) in (str, int) else None
+    return item_id(payload)
 
 
 _VERIFIER, _ID = ITEM_FIELDS.index("verifier"), ITEM_FIELDS.index("id")
@@ -126,7 +140,7 @@ _VERIFIER, _ID = ITEM_FIELDS.index("verifier"), ITEM_FIELDS.index("id")
 def score_inline(items: Sequence[ItemLike]) -> list[RewardResult]:
     """Score in the calling thread exactly as a worker would (validation and sanitising included)."""
     prepared = _prepare([_payload(item) for item in items])
-    return [_result(_row(score(x)) if isinstance(x, ScoreItem) else x) for x in prepared]
+    return [_result(_row(score(x, checked=True)) if isinstance(x, ScoreItem) else x) for x in prepared]
 
 
 def _die_with_parent() -> None:
@@ -177,7 +191,7 @@ def _worker_main(conn: Any, progress: Any, preload: tuple[str, ...]) -> None:
         for i, item in enumerate(_prepare(payloads)):
             progress[_T] = clock()
             progress[_I] = i
-            rows.append(_row(score(item)) if isinstance(item, ScoreItem) else item)
+            rows.append(_row(score(item, checked=True)) if isinstance(item, ScoreItem) else item)
         progress[_T] = 0.0
         conn.send_bytes(_dumps((seq, rows, clock() - started)))
 

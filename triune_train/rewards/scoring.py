@@ -11,7 +11,8 @@ The completions file is the project's contract between inference servers, `triun
 
 Input problems never stop a run: a malformed line, an unknown or missing id, a completion that is
 not a string or a sample with broken params give an error result whose message names the line
-(or sample), and are counted in the summary. Output is written atomically (`triune_data.atomic`),
+(or sample), and are counted in the summary. What stops it, before any scoring, is a file that
+cannot be read or an output that cannot be written (`FileAccessError`, naming the file). Output is written atomically (`triune_data.atomic`),
 so a partial file never looks finished. Both functions return a per-data_source summary; means
 are over status ``ok`` only (errors and timeouts are counted, not averaged in as zeros, as in
 training).
@@ -29,7 +30,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from triune_data import atomic
-from triune_data.errors import DatasetError
+from triune_data.errors import DatasetError, FileAccessError, TriuneInternalError
 from triune_data.schema import arrow_schema, row_to_sample
 from triune_data.types import Sample
 from triune_data.verifiers import RewardResult, ScoreItem, score_item_for
@@ -59,11 +60,16 @@ def score_items_file(
     it had one. `progress`, if given, is called with the number of lines finished after each block.
     """
 
+    out = Path(out_path)
+    _check_out(out)
+    with _lines(items_path):  # readable, before a backend starts
+        pass
+
     def entries() -> Iterator[Entry]:
         with _lines(items_path) as lines:
             yield from (_item_entry(n, line) for n, line in lines)
 
-    return _run(entries, Path(out_path), _backend(server_urls, workers, timeout_s, token, preload), progress)
+    return _run(entries, out, _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
 def score_dataset(
@@ -86,6 +92,8 @@ def score_dataset(
     completions are read, without image bytes or prompts. `step`/`total_steps` default to 0,
     which verifiers read as "end of training" (e.g. the strictest dynamic IoU threshold).
     """
+    out = Path(out_path)
+    _check_out(out)
     with _lines(completions_path) as lines:
         ids = {d["id"] for _, line in lines if type(d := _loads(line)) is dict and type(d.get("id")) is str}
     samples, broken = _load_samples(Path(data_dir), ids)
@@ -95,7 +103,7 @@ def score_dataset(
             for n, line in lines:
                 yield from _completion_entries(n, line, samples, broken, step=step, total_steps=total_steps)
 
-    return _run(entries, Path(out_path), _backend(server_urls, workers, timeout_s, token, preload), progress)
+    return _run(entries, out, _backend(server_urls, workers, timeout_s, token, preload), progress)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,8 +249,17 @@ def _backend(
 @contextmanager
 def _lines(path: str | Path) -> Iterator[Iterator[tuple[int, bytes]]]:
     """(1-based line number, line) for every non-blank line."""
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115  (closed by the `with` below; the open error gets its own message)
+    except OSError as exc:
+        raise FileAccessError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with f:
         yield ((n, line) for n, line in enumerate(f, 1) if line.strip())
+
+
+def _check_out(out: Path) -> None:
+    """FileAccessError unless a results file can be written at `out` (checked before any work)."""
+    atomic.check_writable(out)
 
 
 def _blocks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
@@ -271,7 +288,8 @@ def _run(
                 for (i, _), scored_one in zip(todo, scored, strict=True):
                     results[i] = scored_one
                 for (meta, _), r in zip(block, results, strict=True):
-                    assert r is not None  # every item was scored
+                    if r is None:
+                        raise TriuneInternalError(f"the backend returned no result for an item of {out}")
                     wire = result_to_wire(r)
                     line = {"id": wire.pop("id")} if "id" in wire else {}
                     f.write(orjson.dumps({**line, **meta, **wire}) + b"\n")
@@ -282,6 +300,8 @@ def _run(
 
     try:
         atomic.write_file(out, write)
+    except OSError as exc:  # the disk filled up, the directory went away, ...
+        raise FileAccessError(f"{out}: cannot write the results ({exc.strerror or exc})") from None
     finally:
         backend.close()
     return _summary(stats, out)

@@ -12,16 +12,17 @@ one sample per request in its event loop); batches instead of one sample per req
 per-item timeout; errors reported per item, never as zero rewards; 127.0.0.1 unless told otherwise;
 an optional bearer token (environment variable ``TRIUNE_REWARD_TOKEN``) required on every endpoint.
 
-FastAPI is imported lazily: pool workers import this module when it is run with ``python -m``.
+`triune serve-rewards` is the one way to run it from a shell. FastAPI is imported lazily, so that
+importing this module costs nothing to a process that only scores.
 """
 
-import argparse
 import collections
 import contextlib
 import functools
 import hmac
 import logging
 import os
+import socket
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -199,7 +200,9 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         log.warning("serving on %s without a bearer token (set %s)", host, TOKEN_ENV)
-    with RewardPool(workers, timeout_s=timeout_s, preload=preload) as pool:
+    sock = bind(host, port)  # before the workers start: a port in use is one line, at once
+    port = sock.getsockname()[1]
+    with sock, RewardPool(workers, timeout_s=timeout_s, preload=preload) as pool:
         app = build_app(pool, token=token, max_items=max_items, max_body_bytes=max_body_bytes)
         log.info(
             "reward service on http://%s:%d (%d verifier workers, timeout %gs, token %s)",
@@ -211,33 +214,22 @@ def serve(
         )
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, workers=1)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m triune_train.rewards.service", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--workers", type=int, default=2, help="verifier processes (0 = score in the server)")
-    p.add_argument("--timeout-s", type=float, default=10.0, help="hard limit per item")
-    p.add_argument("--preload", action="append", default=[], help="extra module registering verifiers")
-    p.add_argument("--max-items", type=int, default=MAX_ITEMS)
-    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES)
-    p.add_argument("--log-level", default="info")
-    a = p.parse_args(argv)
-    serve(
-        a.host,
-        a.port,
-        a.workers,
-        timeout_s=a.timeout_s,
-        preload=a.preload,
-        max_items=a.max_items,
-        max_body_bytes=a.max_body_bytes,
-        log_level=a.log_level,
-    )
-
-
-if __name__ == "__main__":
-    main()
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port), as uvicorn binds one; RewardServiceError (one line) when
+    the host does not resolve or the port is taken or not ours to take."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise RewardServiceError(f"cannot serve on {host}:{port}: unknown host ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT, not a live listener
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise RewardServiceError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock

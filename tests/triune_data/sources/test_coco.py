@@ -290,6 +290,19 @@ def _mutate(fn):
             _mutate(lambda d: d["images"].append({"id": 5, "file_name": "5.jpg", "width": 9, "height": 9})),
             [*GOOD, ("5", "no_annotations")],
         ),
+        # an image id spelled two ways: the image is rejected, never kept with part of its boxes
+        (
+            _mutate(lambda d: d["annotations"][1].update(image_id="397133")),
+            [("397133", "partial_annotations"), *GOOD[1:], ("annotation 2", "malformed_record")],
+        ),
+        (
+            _mutate(lambda d: d["annotations"][2].update(image_id=397133.0)),
+            [("397133", "partial_annotations"), *GOOD[1:], ("annotation 3", "malformed_record")],
+        ),
+        (
+            _mutate(lambda d: d["images"][1].update(id="37777")),  # its one annotation says 37777
+            [GOOD[0], ("37777", "partial_annotations"), GOOD[2], ("annotation 4", "malformed_record")],
+        ),
     ],
     ids=[
         "unknown-image-id",
@@ -304,6 +317,9 @@ def _mutate(fn):
         "no-file-name",
         "bool-image-id",
         "image-without-annotations",
+        "image-id-int-and-string",
+        "image-id-int-and-float",
+        "image-id-string-annotations-int",
     ],
 )
 def test_bad_records_are_rejected_with_a_reason(tmp_path, data, expected, json_reader):

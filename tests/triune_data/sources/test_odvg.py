@@ -193,3 +193,24 @@ def test_end_to_end_build_mixes_detection_and_grounding(tmp_path):
         ("grit_odvg/012378809.jpg-1", "grounding", "grounding"),
     ]
     assert len(json.loads(rows[1]["ground_truth"])) == 2
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda row: row["detection"]["instances"][2].update(bbox=[1, 2, 3]),
+        lambda row: row["detection"]["instances"][3].update(category=None),
+    ],
+)
+def test_a_row_with_one_bad_instance_is_rejected_whole_never_kept_with_the_rest(tmp_path, broken):
+    row = json.loads(json.dumps(OD))
+    broken(row)
+    (r,) = read(tmp_path, [row])
+    assert isinstance(r, Reject) and r.reason == "malformed_record"
+
+
+def test_a_vg_row_with_one_bad_region_gives_no_sample(tmp_path):
+    row = json.loads(json.dumps(VG))
+    row["grounding"]["regions"][2]["bbox"] = "93 47 126 77"  # the second box of "Heart graphics"
+    (r,) = read(tmp_path, [row])
+    assert isinstance(r, Reject) and r.reason == "malformed_record"

@@ -40,13 +40,13 @@ DOG = '<think>\na dog\n</think>\n<answer>\n[{"bbox_2d": [100, 100, 300, 300], "l
         ),  # type: ignore[arg-type]
         (
             ScoreItem(verifier="detection", completion=DOG, ground_truth=GT_BOXES, image_size=(10**400, 480)),
-            "too large",
+            "image_size.0",
         ),
         (
             ScoreItem(
                 verifier="detection", completion=DOG, ground_truth=GT_BOXES, image_size=(float("nan"), 480)
             ),
-            "invalid size",
+            "image_size.0: Input should be a finite number",
         ),
         (
             ScoreItem(
@@ -56,9 +56,9 @@ DOG = '<think>\na dog\n</think>\n<answer>\n[{"bbox_2d": [100, 100, 300, 300], "l
                 model_input_size=(0, 480),
                 image_size=(640, 480),
             ),
-            "invalid size",
+            "model_input_size.0: Input should be greater than 0",
         ),
-        (ScoreItem(verifier="math", completion=r"\boxed{3}", ground_truth=3), "string ground truth"),  # type: ignore[arg-type]
+        (ScoreItem(verifier="math", completion=r"\boxed{3}", ground_truth=3), "a string or a list of boxes"),  # type: ignore[arg-type]
         (ScoreItem(verifier="math", completion=r"\boxed{3}", ground_truth="3", params="{not json"), "params"),
         (ScoreItem(verifier="math", completion=r"\boxed{3}", ground_truth="3", params={"bogus": 1}), "bogus"),
         (
@@ -176,7 +176,34 @@ def test_score_item_for_never_raises_on_a_broken_sample():
 @pytest.mark.parametrize("completion", [None, b"3", ["3"], 3])
 def test_a_completion_that_is_not_text_is_an_error(completion):
     result = score(ScoreItem(verifier="counting", completion=completion, ground_truth="3"))  # type: ignore[arg-type]
-    assert (result.status, result.reward) == (
-        "error",
-        0.0,
-    ) and "completion must be a string" in result.message
+    assert (result.status, result.reward) == ("error", 0.0)
+    assert result.message == "invalid item: completion: Input should be a valid string"
+
+
+def test_a_text_verifier_given_boxes_is_an_error():
+    result = score(ScoreItem(verifier="counting", completion="3", ground_truth=GT_BOXES))  # type: ignore[arg-type]
+    assert result.status == "error" and "counting needs a string ground truth" in result.message
+
+
+def test_params_as_stored_text_or_any_mapping_are_what_a_client_would_send():
+    from types import MappingProxyType
+
+    from triune_data.verifiers.base import check_item
+
+    for params in ('{"tolerance": 1}', MappingProxyType({"tolerance": 1}), {"tolerance": 1}):
+        item = ScoreItem(
+            verifier="counting", completion="<answer>4</answer>", ground_truth="3", params=params
+        )
+        assert score(item).accuracy == 1.0
+    assert (
+        check_item(ScoreItem(verifier="counting", completion="", ground_truth="3", params='{"a": 1}')).params
+        == '{"a": 1}'
+    )
+    assert (
+        "params is not JSON"
+        in score(ScoreItem(verifier="counting", completion="", ground_truth="3", params="{")).message
+    )
+    assert (
+        "params"
+        in score(ScoreItem(verifier="counting", completion="", ground_truth="3", params="[1]")).message
+    )

@@ -136,3 +136,64 @@ def test_unreadable_ground_truth_is_an_error(name):
             result = score(item(name, completion, ground_truth=case))
             assert result.status == "error", (name, case, completion, result)
             assert result.reward == 0.0 and in_unit_interval(result) and result.message
+
+
+def _draft_for(name: str, ground_truth: object):
+    """A draft whose ground truth is `ground_truth` for verifier `name` (boxes: a detection draft)."""
+    import io
+
+    from PIL import Image
+
+    from triune_data.sources.base import Draft, DraftBox, ImageBytes
+    from triune_data.types import Message
+
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480)).save(buf, "PNG")
+    boxes = isinstance(ground_truth, list)
+    task = "detection" if boxes else "counting" if get_verifier(name).boxes else get_verifier(name).tasks[0]
+    return Draft(
+        id="d1",
+        task=task,
+        prompt=[Message("user", "<image>What is it?")],
+        answer="",
+        ground_truth="" if boxes else ground_truth,  # type: ignore[arg-type]
+        images=[ImageBytes(buf.getvalue(), "d1.png")],
+        original_id="d1",
+        boxes=[DraftBox(b.label, b.x1, b.y1, b.x2, b.y2) for b in ground_truth] if boxes else [],  # type: ignore[union-attr]
+    )
+
+
+def _materialize(name: str, ground_truth: object):
+    from triune_data.materialize import MaterializeOptions, SourceRun, materialize
+
+    params = tuple(sorted(EXAMPLES[name][1].items()))
+    run = SourceRun(adapter="test", data_source="src", split="train", verifier=name, params=params)
+    return materialize(_draft_for(name, ground_truth), run, MaterializeOptions())
+
+
+@pytest.mark.parametrize("name", builtin())
+def test_readable_ground_truth_is_kept_at_build(name):
+    from triune_data.types import Sample
+
+    assert isinstance(_materialize(name, EXAMPLES[name][0] or "anything"), Sample)
+
+
+@pytest.mark.parametrize("name", builtin())
+def test_known_bad_ground_truth_is_a_build_reject_and_a_scoring_error(name):
+    from triune_data.sources.base import Reject
+
+    _, _, right, bad = EXAMPLES[name]
+    if bad is None:  # `format` reads no ground truth: nothing is bad, nothing is checked
+        assert get_verifier(name).check_ground_truth is None
+        return
+    assert get_verifier(name).check_ground_truth is not None, f"{name} registers no ground-truth check"
+    box_verifier = get_verifier(name).boxes
+    # boxes for a verifier of text, a text answer for a verifier of boxes, and the verifier's own bad case
+    cases = ["3" if box_verifier else GT_BOXES, *([] if box_verifier else [bad])]
+    for case in cases:
+        out = _materialize(name, case)
+        assert isinstance(out, Reject) and out.reason == "invalid_ground_truth", (name, case, out)
+        assert out.detail
+    for case in [bad, "3" if box_verifier else GT_BOXES]:
+        result = score(item(name, right, ground_truth=case))
+        assert result.status == "error" and result.message, (name, case, result)

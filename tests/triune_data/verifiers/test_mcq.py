@@ -102,8 +102,7 @@ def test_custom_labels_and_longer_option_texts_first():
     [
         ("E", ["1", "2", "3", "4"], "matches no option"),
         ("five", ["1", "2", "3", "4"], "matches no option"),
-        ("A", ["B", "A"], "several options"),  # label A is option 1, text "A" is option 2
-        ("red", ["red", "Red", "blue"], "several options"),
+        ("(F)", ["(a)", "(b)", "(c)", "(d)", "(e)"], "matches no option"),
     ],
 )
 def test_unusable_gold_is_an_error(gold, options, why):
@@ -123,6 +122,8 @@ def test_unusable_gold_is_an_error(gold, options, why):
         {"options": ["x", "y"], "labels": ["A"]},
         {"options": ["x", "y"], "labels": ["A", "a"]},
         {"options": ["x", "y"], "answer": "A"},
+        {"options": ["red", "Red", "blue"]},  # the same option twice: a gold "red" would be ambiguous
+        {"options": ["(a)", "a"]},
     ],
 )
 def test_bad_params_are_errors(params):
@@ -155,3 +156,37 @@ def test_score_combines_format():
         )
     )
     assert result.reward == 0.0 and result.components == {"predicted": 1.0, "ambiguous": 0.0}
+
+
+LETTERS = McqParams(options=["(a)", "(b)", "(c)", "(d)", "(e)"])  # option texts that look like labels
+SHUFFLED = McqParams(options=["B", "A", "D", "C"])  # "Which point is the centre?": letters as texts
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "params", "accuracy"),
+    [
+        # a bare label is read as the label first, for the gold and for the answer alike
+        ("<answer>C</answer>", "C", LETTERS, 1.0),
+        ("<answer>(c)</answer>", "C", LETTERS, 1.0),
+        ("<answer>(c)</answer>", "(c)", LETTERS, 1.0),
+        ("The answer is (c).", "c", LETTERS, 1.0),
+        ("<answer>D</answer>", "(c)", LETTERS, 0.0),
+        ("<answer>A</answer>", "A", SHUFFLED, 1.0),  # label A (the option "B") on both sides
+        ("<answer>B</answer>", "A", SHUFFLED, 0.0),
+        ("\\boxed{D}", "D", SHUFFLED, 1.0),
+        ("<answer>The centre is point A.</answer>", "A", SHUFFLED, 1.0),
+    ],
+)
+def test_labels_are_read_first_when_option_texts_look_like_labels(completion, gold, params, accuracy):
+    verdict = verify_mcq(completion, gold, params, CTX)
+    assert (verdict.status, verdict.accuracy) == ("ok", accuracy), verdict.message
+
+
+@pytest.mark.parametrize("gold", ["A", "(a)", "a", "\\boxed{A}"])
+def test_a_gold_letter_that_is_also_an_option_text_is_a_label(gold):
+    result = score(
+        ScoreItem(
+            verifier="mcq", completion="<answer>A</answer>", ground_truth=gold, params={"options": ["B", "A"]}
+        )
+    )
+    assert (result.status, result.accuracy, result.prediction) == ("ok", 1.0, "A")

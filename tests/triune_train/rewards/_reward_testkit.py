@@ -21,6 +21,7 @@ from triune_data.verifiers import Verdict, VerifierParams, VerifyContext, regist
 PRELOAD = "_reward_testkit"
 TOKEN = "s3cret-Token-value"
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]  # the checkout, where `cli.py` lives
 
 
 class SleepParams(VerifierParams):
@@ -95,7 +96,7 @@ def free_port() -> int:
 
 
 class Service:
-    """`python -m triune_train.rewards.service` in a subprocess; stderr goes to `log`."""
+    """`triune serve-rewards` in a subprocess; stderr goes to `log`."""
 
     def __init__(self, tmp: Path, *args: str, token: str | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -105,10 +106,10 @@ class Service:
 
     def start(self) -> Service:
         env = {k: v for k, v in os.environ.items() if k != "TRIUNE_REWARD_TOKEN"}
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
         if self.token:
             env["TRIUNE_REWARD_TOKEN"] = self.token
-        cmd = [sys.executable, "-m", "triune_train.rewards.service", "--port", str(self.port), *self.args]
+        cmd = [sys.executable, "-m", "cli", "serve-rewards", "--port", str(self.port), *self.args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
         headers = {"authorization": f"Bearer {self.token}"} if self.token else {}

@@ -87,7 +87,8 @@ def test_no_server_gives_errors_not_zeros() -> None:
 
 def test_server_restart_mid_run(tmp_path: Path) -> None:
     server = Service(tmp_path, *SERVICE_ARGS).start()
-    client = RewardClient([server.url], batch_size=5, retries=10, backoff_s=0.1, max_backoff_s=1.0)
+    # 30 retries, at most 1 s apart: room for a restart on a loaded machine (~8 s seen on 2 busy cores)
+    client = RewardClient([server.url], batch_size=5, retries=30, backoff_s=0.1, max_backoff_s=1.0)
     restarted = threading.Event()
 
     def restart() -> None:
@@ -161,3 +162,35 @@ def test_health_reports_each_server(service: Service) -> None:
     assert [r["ok"] for r in reports] == [True, False]
     assert reports[0]["workers"] == 2 and "ConnectError" in reports[1]["error"]
     assert httpx.get(service.url + "/healthz").json()["status"] == "ok"
+
+
+BAD_ITEMS = [
+    ScoreItem(verifier="counting", completion=None, ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion=["3"], ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion=3, ground_truth="3"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", accuracy_weight=-1.0),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", step=-1),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", total_steps=2.5),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", image_size=(0.0, 480.0)),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", model_frame="sideways"),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", data_source=5),  # type: ignore[arg-type]
+    ScoreItem(verifier="", completion="3", ground_truth="3"),
+    ScoreItem(verifier="counting", completion="3", ground_truth=3),  # type: ignore[arg-type]
+    ScoreItem(verifier="counting", completion="3", ground_truth="many"),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", params={"tolerance": -1}),
+    ScoreItem(verifier="counting", completion="3", ground_truth="3", params="[1]"),
+    ScoreItem(verifier="detection", completion="3", ground_truth=[{"label": "dog", "bbox": [5, 0, 1, 2]}]),  # type: ignore[list-item]
+    ScoreItem(verifier="mathh", completion="3", ground_truth="3"),
+    ScoreItem(verifier="counting", completion="<answer>3</answer>", ground_truth="3", id="fine"),
+]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_in_process_backend_refuses_what_the_service_refuses(service: Service, workers: int) -> None:
+    """One validation path: the same items, in process and through the service, give the same results."""
+    remote = RewardClient([service.url]).score(BAD_ITEMS)
+    with InProcessBackend(workers, timeout_s=5, preload=[PRELOAD]) as backend:
+        local = backend.score(BAD_ITEMS)
+    assert [r.status for r in local] == ["error"] * (len(BAD_ITEMS) - 1) + ["ok"]
+    assert local == remote
+    assert local == [score(item) for item in BAD_ITEMS]

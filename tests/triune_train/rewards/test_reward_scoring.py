@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from _reward_testkit import PRELOAD, Service
 
-from triune_data.errors import DatasetError
+from triune_data.errors import DatasetError, FileAccessError
 from triune_data.schema import samples_to_table
 from triune_data.types import Box, Image, ImageSize, Message, Provenance, RewardSpec, Sample
 from triune_train.rewards.scoring import score_dataset, score_items_file
@@ -73,7 +73,7 @@ def test_items_file_through_a_server(tmp_path: Path, service: Service) -> None:
 
 def test_failed_run_leaves_no_output(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileAccessError, match=r"missing\.jsonl: cannot read \(No such file or directory\)"):
         score_items_file(tmp_path / "missing.jsonl", out, workers=0)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

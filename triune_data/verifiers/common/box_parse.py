@@ -11,6 +11,11 @@ of a truncated list. As in V-Triune, a box needs four finite numbers with x1 <= 
 (others are counted as invalid), a label when labels are matched, and exact duplicates (same four
 numbers) after the first are dropped. Labels compare stripped and case-folded.
 
+The label may come under another key than ``label``: `LABEL_KEYS` lists, in one place, the keys
+models use for a box's class or text (Qwen2.5-VL text spotting writes ``text_content``); when a
+box has several, a text value beats a number and then the earlier key in that list wins. Keys
+match stripped and case-insensitively.
+
 >>> parse_boxes('[{"bbox_2d": [1, 2, 3, 4], "label": "Dog"}]').labels
 ('dog',)
 """
@@ -42,6 +47,22 @@ _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 _LONG = object()  # a list with more than four items
 _DICT = object()  # a closed object, as a value
+
+
+LABEL_KEYS: tuple[str, ...] = (
+    *("label", "text_content", "text", "category", "category_name", "class", "class_name", "name"),
+    *("ref", "caption", "phrase", "object", "description"),
+)
+_LABEL_RANK = {key: rank for rank, key in enumerate(LABEL_KEYS)}
+_NO_LABEL = len(LABEL_KEYS)
+
+
+def _takes_label(value: object, rank: int, current: object, current_rank: int) -> bool:
+    """Does `value` (under a key of `rank`) replace the label read so far? Text beats anything
+    else (``{"label": 3, "name": "dog"}`` is a dog), then the earlier key of `LABEL_KEYS`."""
+    if isinstance(value, str) != isinstance(current, str):
+        return isinstance(value, str)
+    return rank < current_rank
 
 
 def normalize_label(label: str) -> str:
@@ -119,7 +140,7 @@ class ParsedBoxes:
 
 
 class _Frame:
-    __slots__ = ("bbox", "broken", "has_bbox", "is_dict", "items", "key", "label", "n", "state")
+    __slots__ = ("bbox", "broken", "has_bbox", "is_dict", "items", "key", "label", "label_rank", "n", "state")
 
     def __init__(self, is_dict: bool) -> None:
         self.is_dict = is_dict
@@ -129,6 +150,7 @@ class _Frame:
         self.has_bbox = False
         self.bbox: object = None
         self.label: object = None
+        self.label_rank = _NO_LABEL  # the LABEL_KEYS rank of the key `label` came from
         self.items: list[object] = []  # lists: the first five items
         self.n = 0
 
@@ -141,8 +163,10 @@ class _Frame:
         elif self.state == "value":
             if self.key == "bbox_2d":
                 self.has_bbox, self.bbox = True, value
-            elif self.key == "label":
-                self.label = value
+            elif self.key in _LABEL_RANK:
+                rank = _LABEL_RANK[self.key]
+                if _takes_label(value, rank, self.label, self.label_rank):
+                    self.label, self.label_rank = value, rank
             self.state = "after"
         elif self.state in ("key", "after") and isinstance(value, str):
             self.key, self.state = value.strip().lower(), "colon"  # also a key after a missing comma
@@ -208,20 +232,22 @@ def _walk(node: list | tuple, found: list[tuple[object, object]], in_dict: bool,
         if not in_dict and len(items) == 4 and all(_coord(v) is not None for v in items):
             found.append((tuple(items), None))  # a bare [x1, y1, x2, y2]
         return tuple(items) if len(items) <= 4 else _LONG
-    has_bbox, bbox, label = False, None, None
+    has_bbox, bbox, label, label_rank = False, None, None, _NO_LABEL
     for key, x in node:
         v = x if type(x) in _SCALARS else _value(x, found, True, depth)
         if key == "bbox_2d":
             has_bbox, bbox = True, v
-        elif key == "label":
-            label = v
-        elif key.strip().lower() in ("bbox_2d", "label"):
+        elif key in _LABEL_RANK:
+            if _takes_label(v, _LABEL_RANK[key], label, label_rank):
+                label, label_rank = v, _LABEL_RANK[key]
+        elif key.strip().lower() in _KEYS:
             raise _NotPlain
     if has_bbox:
         found.append((bbox, label))
     return _DICT
 
 
+_KEYS = frozenset({"bbox_2d", *LABEL_KEYS})
 _SCALARS = (float, str)  # kept as they are; true, false and null become None (`_value`)
 
 

@@ -156,6 +156,16 @@ def ground_truth_boxes(ground_truth: str | list[Box], *, match_labels: bool) -> 
     return np.array(boxes, dtype=np.float64).reshape(-1, 4), labels
 
 
+def check_box_ground_truth(ground_truth: GroundTruth, params: BoxParams, *, full: bool = False) -> None:
+    """Gold boxes are readable: a label on each box when labels are matched (`match_labels`), and
+    for a ground-truth string, boxes that parse; ``[]`` (an image without the asked objects) is
+    fine. (Every gold `Box` already has finite, ordered coordinates: `base.check_box`.)"""
+    if isinstance(ground_truth, str):
+        ground_truth_boxes(ground_truth, match_labels=params.match_labels)  # parsed once, cached
+    elif params.match_labels and not all(b.label.strip() for b in ground_truth):
+        raise VerifierError("a ground-truth box has no label, and labels are matched (match_labels)")
+
+
 _REPORT_TAUS = (50, 75, 95, 99)  # precision/recall of label-first matching at these IoU percentages
 _SCORE_KEYS = (
     *("mean_iou", "completeness", "iou", "iou_label_first", "iou_iou_first", "map", "map50", "map75"),

@@ -69,6 +69,26 @@ def last_boxed(text: str) -> str | None:
     return text[start:end]
 
 
+# Markdown emphasis: an opener at a word's start, a closer at its end, the same marker both sides.
+# Not after a LaTeX group or superscript (``\\mathbf{v}_{1}``, ``z^*``) nor before one. The text
+# between holds no * or _ and is at most 200 characters: one linear pass, no backtracking.
+_EMPHASIS = re.compile(r"(?<![\w*\\})\]^])(\*{1,3}|_{1,3})(?=[^\s*_])([^*_\n]{1,200})(?<=\S)\1(?![\w*{^])")
+
+
+def strip_emphasis(text: str) -> str:
+    """Remove Markdown emphasis around words: ``**32**``, ``__32__``, ``*32*``, ``***32***`` -> ``32``.
+
+    Markers inside words, between spaced operands or on LaTeX groups are not emphasis and stay:
+    ``2*3*4``, ``2 * 3``, ``x_1``, ``a**2``, ``\\mathbf{v}_{1} + \\mathbf{w}_{2}``, ``z^* w^*``.
+
+    >>> strip_emphasis("The answer is **32**."), strip_emphasis("__(C) 145°__"), strip_emphasis("2*3*4 = x_1")
+    ('The answer is 32.', '(C) 145°', '2*3*4 = x_1')
+    """
+    if "*" not in text and "_" not in text:
+        return text
+    return _EMPHASIS.sub(r"\2", text)
+
+
 _TEXT_MACRO = re.compile(
     r"\\(?:text|textbf|textit|textrm|texttt|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
 )
@@ -82,6 +102,25 @@ def strip_latex_text(s: str) -> str:
             break
         s = stripped
     return s.replace("\\%", "%").replace("$", "")
+
+
+_BRACE_TOKEN = re.compile(r"\\\\|\\[{}]|[{}]")  # \\ (a LaTeX line break), \{ and \} are not braces
+
+
+def braces_balanced(text: str) -> bool:
+    r"""Every ``{`` has its ``}`` and no ``}`` comes first (escaped ``\{``, ``\}`` do not count).
+
+    >>> braces_balanced(r"\frac{3}{4}"), braces_balanced(r"\frac{"), braces_balanced(r"\{1, 2\}")
+    (True, False, True)
+    """
+    depth = 0
+    for m in _BRACE_TOKEN.finditer(text):
+        tok = m.group()
+        if len(tok) == 1:
+            depth += 1 if tok == "{" else -1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def nesting_depth(text: str) -> int:

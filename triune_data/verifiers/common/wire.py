@@ -4,8 +4,8 @@ This is the one JSON form of an item and a result: the reward service's wire, `t
 files and the pool's workers all read and write it. It is derived from the two dataclasses in
 `verifiers.base` by field name: pydantic validates a JSON item straight into a `ScoreItem` from
 the dataclass's annotations (strict numbers, no NaN or infinity, no unknown keys, positive sizes,
-params an object, gold boxes as ``{"label", "bbox": [x1, y1, x2, y2]}``), and a result's JSON
-object is its fields. `schemas/reward_request.schema.json` and `schemas/reward_response.schema.json`
+params an object, gold boxes as ``{"label", "bbox": [x1, y1, x2, y2]}``) with the same validator
+`base.check_item` applies to items built in Python, and a result's JSON object is its fields. `schemas/reward_request.schema.json` and `schemas/reward_response.schema.json`
 are generated here (a test fails on drift).
 
 >>> item = item_from_wire({"verifier": "counting", "completion": "3", "ground_truth": "3", "id": 7})
@@ -22,9 +22,17 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS, STATUSES, RewardResult, ScoreItem
+from triune_data.types import Box
+from triune_data.verifiers.base import (
+    ITEM_FIELDS,
+    RESULT_FIELDS,
+    STATUSES,
+    RewardResult,
+    ScoreItem,
+    item_adapter,
+    validation_message,
+)
 
-_ITEM = TypeAdapter(ScoreItem)
 _ITEMS = TypeAdapter(list[ScoreItem])
 _DEFAULTS = {
     name: getattr(ScoreItem(verifier="x", completion="", ground_truth=""), name) for name in ITEM_FIELDS
@@ -35,16 +43,6 @@ _OPTIONAL = [
 _RESULT_REQUIRED = frozenset({"reward", "accuracy", "format", "status"})
 
 
-def validation_message(exc: ValidationError, *, limit: int = 3) -> str:
-    """A short, one-line summary of a pydantic error: `items.3.accuracy_weight: ... ; ...`."""
-    parts = []
-    for err in exc.errors(include_url=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
-    more = exc.error_count() - limit
-    return "; ".join(parts) + (f" (and {more} more errors)" if more > 0 else "")
-
-
 def item_from_wire(obj: Any) -> ScoreItem:
     """Validate one JSON item (a parsed object) into a `ScoreItem`; ValueError names the field."""
     if not isinstance(obj, dict):
@@ -52,7 +50,7 @@ def item_from_wire(obj: Any) -> ScoreItem:
             f"Input should be a valid dictionary (an item is a JSON object), got {type(obj).__name__}"
         )
     try:
-        return _ITEM.validate_python(obj)
+        return item_adapter().validate_python(obj)
     except ValidationError as exc:
         raise ValueError(validation_message(exc)) from None
 
@@ -94,7 +92,7 @@ def item_to_wire(item: ScoreItem) -> dict[str, Any]:
     """
     gt: Any = item.ground_truth
     if type(gt) is list:
-        gt = [{"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]} for b in gt]
+        gt = [_box_object(b) if isinstance(b, Box) else b for b in gt]  # Boxes as JSON, dicts as they are
     out: dict[str, Any] = {"verifier": item.verifier, "completion": item.completion, "ground_truth": gt}
     params = _params_object(item.params)
     if params:
@@ -104,6 +102,10 @@ def item_to_wire(item: ScoreItem) -> dict[str, Any]:
         if value != default:
             out[name] = value
     return out
+
+
+def _box_object(b: Box) -> dict[str, Any]:
+    return {"label": b.label, "bbox": [b.x1, b.y1, b.x2, b.y2]}
 
 
 def _params_object(params: Any) -> Any:

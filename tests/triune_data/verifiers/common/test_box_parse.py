@@ -91,7 +91,6 @@ def test_parse_table(text, boxes, labels, invalid, duplicates):
         ("[0,1,208,314]", [[0, 1, 208, 314]]),  # a VLM-R1 answer without any object
         ("[[0, 1, 208, 314], [10, 10, 20, 20]]", [[0, 1, 208, 314], [10, 10, 20, 20]]),
         ('```json\n[\n\t{"bbox_2d": [12, 40, 300, 310]}\n]\n```', [[12, 40, 300, 310]]),
-        ('[{"bbox_2d": [77, 886, 263, 910], "text_content": "Payment Mode",},]', [[77, 886, 263, 910]]),
         ("[1, 2, 3, 4, 5]", []),
         ('["a", "b", "c", "d"]', []),
     ],
@@ -180,3 +179,38 @@ def test_boxes_before_the_limit_survive_deep_nesting():
 def test_megabyte_strings_parse_to_nothing(text):
     parsed = parse_boxes(text)
     assert len(parsed) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        (
+            '[{"bbox_2d": [77, 886, 263, 910], "text_content": "Payment Mode",},]',
+            "payment mode",
+        ),  # Qwen2.5-VL OCR
+        ('[{"bbox_2d": [1, 2, 3, 4], "text": "STOP"}]', "stop"),
+        ('[{"bbox_2d": [1, 2, 3, 4], "category": "dog"}]', "dog"),
+        ('[{"bbox_2d": [1, 2, 3, 4], "name": "dog"}]', "dog"),
+        ('[{"bbox_2d": [1, 2, 3, 4], "class": "dog"}]', "dog"),
+        ('[{"bbox_2d": [1, 2, 3, 4], "ref": "the left man"}]', "the left man"),
+        ('[{"bbox_2d": [1, 2, 3, 4], "caption": "a red car"}]', "a red car"),
+        ("[{'bbox_2d': [1, 2, 3, 4], 'Category': 'dog'}]", "dog"),  # any case, Python quotes
+        ('[{"bbox_2d": [1, 2, 3, 4], "name": "cat", "label": "dog"}]', "dog"),  # `label` first
+        ('[{"bbox_2d": [1, 2, 3, 4], "label": 3, "name": "dog"}]', "dog"),  # text beats a class id
+        ('[{"bbox_2d": [1, 2, 3, 4], "text_content": "A", "text": "B"}]', "a"),  # list order
+        ('[{"bbox_2d": [1, 2, 3, 4], "text": "dog"}, {"bbox_2d": [5', "dog"),  # tokenizer path: truncated
+        ('[{"bbox_2d": [1, 2, 3, 4], "category": "dog"} oops', "dog"),
+    ],
+)
+def test_label_aliases(text, label):
+    parsed = parse_boxes(text)
+    assert parsed.labels == (label,) and parsed.invalid == 0, parsed
+
+
+def test_every_label_key_is_read_on_both_paths():
+    from triune_data.verifiers.common.box_parse import LABEL_KEYS
+
+    for key in LABEL_KEYS:
+        plain = parse_boxes(f'[{{"bbox_2d": [1, 2, 3, 4], "{key}": "x"}}]')
+        tolerant = parse_boxes(f'[{{"bbox_2d": [1, 2, 3, 4], "{key}": "x",}} junk')
+        assert plain.labels == tolerant.labels == ("x",), key
