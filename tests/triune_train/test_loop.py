@@ -329,7 +329,7 @@ def test_a_reward_service_that_goes_away_stops_the_run_with_the_checkpoint_intac
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     service = subprocess.Popen(
-        [sys.executable, "-m", "triune_train.rewards.service", "--port", str(port), "--workers", "0"],
+        [sys.executable, "-m", "cli", "serve-rewards", "--port", str(port), "--workers", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TRIUNE_REWARD_TOKEN": ""},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
