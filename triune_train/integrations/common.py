@@ -258,6 +258,8 @@ class StepClock:
         self.path = path
         self._count = 0
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
 
     def take(self, n: int) -> int:
         """Add `n` rows; return how many were counted before them."""
@@ -270,10 +272,12 @@ class StepClock:
     def _take_shared(self, n: int) -> int:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # type: ignore[arg-type]
+        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own lock
+            self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), os.getpid()  # type: ignore[arg-type]
+        fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            text = os.pread(fd, 64, 0).decode("ascii", "replace").split("\n", 1)[0].strip()
             try:
                 before = int(text or 0)
             except ValueError:
@@ -281,12 +285,11 @@ class StepClock:
                     f"step_file {self.path} holds {text[:20]!r}, not a row count"
                 ) from None
             if n:
-                data = f"{before + n}\n".encode()
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, data, 0)
+                # One fixed-width overwrite: truncating first makes ext4 flush the file on every call.
+                os.pwrite(fd, f"{before + n:>20}\n".encode(), 0)
             return before
         finally:
-            os.close(fd)  # closing releases the lock
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def steps(self, is_train: list[bool]) -> list[int]:
         """The step of each row: training rows advance the clock, other rows read it (steps done)."""

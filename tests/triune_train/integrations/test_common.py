@@ -135,7 +135,9 @@ def test_a_step_file_is_one_clock_across_processes(tmp_path):
         for p in procs:
             p.join(60)
         assert sorted(seen) == list(range(100))  # every row counted once, no lost update
-    assert (tmp_path / "run.step").read_text() == "100\n"
+    assert int((tmp_path / "run.step").read_text()) == 100
+    (tmp_path / "resumed.step").write_text("640\n")  # what docs/interop.md says to write on resume
+    assert StepClock(64, str(tmp_path / "resumed.step")).steps([True, False]) == [11, 10]
     (tmp_path / "run.step").write_text("oops")
     with pytest.raises(IntegrationError, match="not a row count"):
         StepClock(10, path).take(1)
