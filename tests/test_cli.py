@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -51,6 +52,9 @@ def test_export_and_push_dry_run(small_dataset, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert {"split": "test", "data_source": "synth_count", "rows": 8} in json.loads(res.output)["rows"]
+    res = runner.invoke(app, ["export", str(small_dataset), "--int-boxes", "--out", str(tmp_path / "i")])
+    gt = pq.read_table(tmp_path / "i" / "train.parquet").to_pylist()[0]["reward_model"]["ground_truth"]
+    assert res.exit_code == 0 and re.fullmatch(r"<answer>\n\[\{'bbox_2d': \[\d+, \d+, \d+, \d+\].*", gt, re.S)
     res = runner.invoke(app, ["push", str(small_dataset), "--repo-id", "org/x", "--dry-run"])
     assert res.exit_code == 0 and "would upload" in res.output
 
