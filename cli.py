@@ -193,25 +193,52 @@ def push_cmd(
     )
 
 
-@app.command("export", epilog="Example: triune export out/demo --format verl --out out/demo-verl")
+@app.command(
+    "export",
+    epilog="Examples: triune export out/demo --format verl --out out/demo-verl\n\n"
+    "triune export out/demo --format easyr1 --out out/demo-easyr1",
+)
 def export_cmd(
     path: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="Target layout: verl (also read by EasyR1 and ROLL).")
+        str,
+        typer.Option(
+            "--format", help="Target layout: verl (verl, V-Triune, ROLL) or easyr1. See docs/interop.md."
+        ),
     ] = "verl",
+    int_boxes: Annotated[
+        bool,
+        typer.Option(
+            "--int-boxes/--float-boxes",
+            help="verl: box ground truth in V-Triune's integer 0-1000 (default: float, exact to 0.001).",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the dataset in another framework's layout."""
+    """Write the dataset as one parquet file per split that verl or EasyR1 loads as it is."""
     from triune_data.export import export_dataset
 
-    written = export_dataset(path, out, fmt=fmt, overwrite=overwrite)
+    report = export_dataset(
+        path, out, fmt=fmt, overwrite=overwrite, box_numbers="int" if int_boxes else "float"
+    )
     if json_out:
-        _print_json({"out": str(out), "format": fmt, "files": [{"path": p, "rows": n} for p, n in written]})
+        _print_json(
+            {
+                "files": [{"path": str(out / name), "rows": rows} for name, rows in report.files],
+                "rows": [
+                    {"split": s, "data_source": d, "rows": n} for (s, d), n in sorted(report.rows.items())
+                ],
+            }
+        )
         return
-    for rel, rows in written:
-        out_console.print(f"{rel}\t{rows} rows")
+    table = Table("split", "data_source", "rows")
+    for (split, source), rows in sorted(report.rows.items()):
+        table.add_row(split, source, str(rows))
+    out_console.print(table)
+    for name, rows in report.files:
+        out_console.print(f"{out / name}\t{rows} rows")
 
 
 @app.command("schemas", hidden=True)

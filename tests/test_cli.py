@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -41,7 +43,19 @@ def test_build_then_inspect_json(small_recipe, tmp_path):
 
 def test_export_and_push_dry_run(small_dataset, tmp_path):
     res = runner.invoke(app, ["export", str(small_dataset), "--format", "verl", "--out", str(tmp_path / "v")])
-    assert res.exit_code == 0 and "train_detection_synth_det_12.parquet" in res.output
+    assert (
+        res.exit_code == 0
+        and re.search(r"train\.parquet\s+22 rows", res.output)
+        and "synth_det" in res.output
+    )
+    res = runner.invoke(
+        app, ["export", str(small_dataset), "--format", "easyr1", "--out", str(tmp_path / "e"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert {"split": "test", "data_source": "synth_count", "rows": 8} in json.loads(res.output)["rows"]
+    res = runner.invoke(app, ["export", str(small_dataset), "--int-boxes", "--out", str(tmp_path / "i")])
+    gt = pq.read_table(tmp_path / "i" / "train.parquet").to_pylist()[0]["reward_model"]["ground_truth"]
+    assert res.exit_code == 0 and re.fullmatch(r"<answer>\n\[\{'bbox_2d': \[\d+, \d+, \d+, \d+\].*", gt, re.S)
     res = runner.invoke(app, ["push", str(small_dataset), "--repo-id", "org/x", "--dry-run"])
     assert res.exit_code == 0 and "would upload" in res.output
 

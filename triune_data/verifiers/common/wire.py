@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from triune_data.types import Box
+from triune_data.coords import Frame
+from triune_data.types import Box, Sample
 from triune_data.verifiers.base import (
     ITEM_FIELDS,
     RESULT_FIELDS,
@@ -30,6 +31,7 @@ from triune_data.verifiers.base import (
     RewardResult,
     ScoreItem,
     item_adapter,
+    score_item_for,
     validation_message,
 )
 
@@ -155,6 +157,57 @@ _RESULT_KEYS = frozenset(RESULT_FIELDS)
 
 
 # ----------------------------------------------------------------------------------------------
+# The reward spec: a sample's item without completion or training context, as exports carry it.
+
+_CONTEXT = ("completion", "step", "total_steps", "model_input_size", "model_frame")
+
+
+def reward_spec(sample: Sample) -> dict[str, Any]:
+    """Everything needed to score a completion for `sample`, as a JSON object, plus its `split`.
+
+    It is the sample's `ScoreItem` in its JSON form without the completion and the training
+    context (step, model input size, frame), which the scorer adds (`item_from_reward_spec`). An
+    export carries it so that a framework's reward function needs nothing but the row.
+
+    >>> from triune_data.types import Box, Image, ImageSize, Message, Provenance, RewardSpec, Sample
+    >>> s = Sample("s/1", "s", "grounding", "perception", "train", [Image(b"", "a.png")], [ImageSize(64, 48)],
+    ...            [Message("user", "<image>find it")], "", "", [Box("dog", 1.0, 2.0, 30.0, 40.0)],
+    ...            RewardSpec("grounding", "{}", 1.0, 0.1), 1.0, None, Provenance("x", "1"))
+    >>> reward_spec(s)["ground_truth"], reward_spec(s)["image_size"], reward_spec(s)["split"]
+    ([{'label': 'dog', 'bbox': [1.0, 2.0, 30.0, 40.0]}], [64.0, 48.0], 'train')
+    """
+    wire = item_to_wire(score_item_for(sample, ""))
+    del wire["completion"]
+    if "image_size" in wire:
+        wire["image_size"] = list(wire["image_size"])
+    return {**wire, "split": sample.split}
+
+
+def item_from_reward_spec(
+    spec: Any,
+    completion: str,
+    *,
+    step: int = 0,
+    total_steps: int = 0,
+    model_input_size: tuple[float, float] | None = None,
+    model_frame: Frame | None = None,
+) -> ScoreItem:
+    """The item scoring `completion` against a `reward_spec` object; ValueError names what is wrong."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a reward spec is a JSON object, got {type(spec).__name__}")
+    context = [k for k in _CONTEXT if k in spec]
+    if context:
+        raise ValueError(f"a reward spec carries no {', '.join(context)}")
+    obj = {k: v for k, v in spec.items() if k != "split"}
+    obj.update(completion=completion, step=step, total_steps=total_steps)
+    if model_input_size is not None:
+        obj["model_input_size"] = model_input_size
+    if model_frame is not None:
+        obj["model_frame"] = model_frame
+    return item_from_wire(obj)
+
+
+# ----------------------------------------------------------------------------------------------
 # JSON Schemas (generated, committed under schemas/). The envelopes are the service's bodies.
 
 _SCHEMA_BASE = "https://triune.dev/schemas/"
@@ -196,6 +249,7 @@ def response_json_schema() -> dict[str, Any]:
 
 __all__ = [
     "coerce_item",
+    "item_from_reward_spec",
     "item_from_wire",
     "item_id",
     "item_to_wire",
@@ -204,5 +258,6 @@ __all__ = [
     "response_json_schema",
     "result_from_wire",
     "result_to_wire",
+    "reward_spec",
     "validation_message",
 ]
