@@ -226,6 +226,8 @@ def export_cmd(
     if json_out:
         _print_json(
             {
+                "out": str(out),
+                "format": fmt,
                 "files": [{"path": str(out / name), "rows": rows} for name, rows in report.files],
                 "rows": [
                     {"split": s, "data_source": d, "rows": n} for (s, d), n in sorted(report.rows.items())
