@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from triune_data import atomic
+from triune_data import atomic, outdir
 from triune_data.card import write_card
 from triune_data.errors import DatasetError
 from triune_data.images import ImagePolicy
@@ -124,7 +124,12 @@ class _Build:
         atomic.write_json(self.work / "state.json", self._state())
 
     def _load_state(self) -> None:
-        state = json.loads((self.work / "state.json").read_text())
+        try:
+            state = json.loads((self.work / "state.json").read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise DatasetError(
+                f"{self.out}: the interrupted build's state is unreadable; rebuild with --overwrite"
+            ) from None
         if state.get("recipe_hash") != self.loaded.hash or state.get("chunk_size") != CHUNK_SIZE:
             raise DatasetError(
                 f"{self.out}: the interrupted build used a different recipe; rebuild without --resume"
@@ -256,18 +261,49 @@ def build_dataset(
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
 ) -> BuildReport:
-    """Build the dataset described by the recipe into `out` (see module docstring)."""
+    """Build the dataset described by the recipe into `out` (see module docstring).
+
+    `out` is claimed first (`triune_data.outdir`): only an empty directory or one a triune build
+    made is written, and a lock keeps a second build out. Errors writing it (a file in the way, a
+    read-only or full disk) are one-line `DatasetError`s; after a full disk, `resume` continues.
+    """
     loaded = load_recipe(recipe_path)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise DatasetError(
-                f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
-            )
-        shutil.rmtree(out)
-    if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
-        raise DatasetError(f"{out} is already complete; nothing to resume")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite) and outdir.is_build_dir(out):
+        raise DatasetError(
+            f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
+        )
+    lock = outdir.claim(out, resume=resume, overwrite=overwrite, inputs=_inputs(loaded))
+    try:
+        if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
+            raise DatasetError(f"{out} is already complete; nothing to resume")
+        return _build(loaded, out, workers=workers, resume=resume, progress=progress)
+    except OSError as exc:
+        raise outdir.write_error(out, exc) from None
+    finally:
+        outdir.release(lock)
+
+
+def _inputs(loaded: LoadedRecipe) -> list[Path]:
+    """The recipe file and every existing file or folder its sources' options name."""
+    found = [loaded.path]
+    for opts in loaded.options:
+        for value in opts.model_dump().values():
+            if isinstance(value, str) and value:
+                p = loaded.base_dir / Path(value).expanduser()
+                if p.exists():
+                    found.append(p)
+    return found
+
+
+def _build(
+    loaded: LoadedRecipe,
+    out: Path,
+    *,
+    workers: int,
+    resume: bool,
+    progress: Callable[[Progress], None] | None,
+) -> BuildReport:
     b = _Build(loaded, out, resume=resume)
     images = loaded.recipe.images
     plan = Plan(
@@ -275,9 +311,13 @@ def build_dataset(
         runs=b.runs,
         opts=MaterializeOptions(
             images=ImagePolicy(
-                check=images.check, max_pixels=images.max_pixels, max_aspect_ratio=images.max_aspect_ratio
+                check=images.check,
+                max_pixels=images.max_pixels,
+                max_aspect_ratio=images.max_aspect_ratio,
+                max_bytes=images.max_bytes,
             ),
             box_tolerance_px=images.box_tolerance_px,
+            exif_box_frame=images.exif_box_frame,
         ),
         schema=b.schema,
         committed={key: s.committed_upto for key, s in b.series.items()},

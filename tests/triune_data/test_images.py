@@ -111,11 +111,11 @@ def _jpeg_with_exif_thumbnail() -> bytes:
     ids=["baseline", "progressive", "444", "png", "exif-thumbnail"],
 )
 def test_header_shortcut_agrees_with_pillow(data):
-    from triune_data.images import _fast_size
+    from triune_data.images import _fast_info
 
-    fast = _fast_size(data)
+    fast = _fast_info(data)
     im = Image.open(io.BytesIO(data))
-    assert fast == (im.format, *im.size)
+    assert fast is not None and (fast.format, fast.width, fast.height) == (im.format, *im.size)
 
 
 def test_grayscale_and_cmyk_jpegs():

@@ -1,0 +1,94 @@
+"""Opening the files a source names: regular files only, read up to a byte limit.
+
+A source can name anything readable: a FIFO (`open` waits forever for a writer), `/dev/zero` or a
+symlink to it (`read` never ends), a sparse file of many GiB (MemoryError), a directory. Every
+source file and image file is opened here: without blocking, refused unless it is a regular file
+(symlinks are followed: datasets are often trees of links, as the Hugging Face cache is), and read
+to at most a given number of bytes.
+
+>>> import tempfile, os
+>>> d = tempfile.mkdtemp(); p = os.path.join(d, "a.bin")
+>>> open(p, "wb").write(b"12345")
+5
+>>> read_regular(p, max_bytes=5)
+b'12345'
+>>> try:
+...     read_regular(p, max_bytes=4)
+... except FileTooLarge as exc:
+...     print(exc.strerror)
+5 bytes, more than the limit of 4
+>>> os.mkfifo(os.path.join(d, "fifo.png"))
+>>> try:
+...     read_regular(os.path.join(d, "fifo.png"), max_bytes=9)  # returns at once
+... except NotRegularFile as exc:
+...     print(exc.strerror)
+a FIFO, not a regular file
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import BinaryIO
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class NotRegularFile(OSError):
+    """The path names a directory, FIFO, device or socket (or holds a NUL byte)."""
+
+
+class FileTooLarge(OSError):
+    """The file holds more bytes than the caller's limit."""
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open `path` for binary reading if it is a regular file (after symlinks), without blocking.
+
+    Raises `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open` does.
+    """
+    if "\0" in os.fspath(path):
+        raise NotRegularFile(errno.EINVAL, "the path holds a NUL byte", os.fspath(path).replace("\0", "\\0"))
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"{_kind(mode)}, not a regular file", os.fspath(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
+    """The bytes of the regular file `path`; `FileTooLarge` if it holds more than `max_bytes`.
+
+    The size is checked before reading (a sparse 8 GiB file costs nothing) and the read stops one
+    byte past the limit (a file that grows while read cannot exhaust memory either).
+    """
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(max_bytes + 1) if size <= max_bytes else b""
+        if size > max_bytes or len(data) > max_bytes:
+            raise FileTooLarge(
+                errno.EFBIG,
+                f"{max(size, len(data))} bytes, more than the limit of {max_bytes}",
+                os.fspath(path),
+            )
+        return data
+
+
+__all__ = ["FileTooLarge", "NotRegularFile", "open_regular", "read_regular"]
