@@ -182,11 +182,11 @@ class _Build:
             RejectRow(
                 data_source=run.data_source,
                 split=run.split,
-                id=f"{run.data_source}/{rej.id}",
-                original_id=rej.original_id,
+                id=_utf8(f"{run.data_source}/{rej.id}"),
+                original_id=_utf8(rej.original_id),
                 reason=rej.reason,
-                detail=rej.detail[:1000],
-                file=rej.file,
+                detail=_utf8(rej.detail[:1000]),
+                file=None if rej.file is None else _utf8(rej.file),
             )
         )
 
@@ -212,6 +212,12 @@ class _Build:
     def abort(self) -> None:
         for series in self.series.values():
             series.abort()
+
+
+def _utf8(text: str) -> str:
+    """`text` as it can be written to a shard: a lone surrogate (from a JSON escape, or bytes that
+    were not UTF-8) becomes its escape sequence, so a reject row can always be written."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Writer(threading.Thread):

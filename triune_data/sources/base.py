@@ -42,6 +42,7 @@ from triune_data.types import TASKS, Box, Message, Task
 # ----------------------------------------------------------------------------------------------
 # Where an image comes from. Loading happens in the pipeline's workers, not in the adapter.
 
+
 def _at_most(data: bytes, max_bytes: int, what: str) -> bytes:
     if len(data) > max_bytes:
         raise FileTooLarge(errno.EFBIG, f"{len(data)} bytes, more than the limit of {max_bytes}", what)
