@@ -61,7 +61,13 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     if "\0" in os.fspath(path):
         raise NotRegularFile(errno.EINVAL, "the path holds a NUL byte", os.fspath(path).replace("\0", "\\0"))
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+            raise
+        mode = os.stat(path).st_mode  # a socket, a device without a driver: still not a file
+        raise NotRegularFile(errno.EINVAL, f"{_kind(mode)}, not a regular file", os.fspath(path)) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

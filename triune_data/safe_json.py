@@ -46,6 +46,8 @@ _STEP[ord("]")] = _STEP[ord("}")] = -1
 _NUMBER_CHARS = b"-+.eE0123456789"
 _MARK_NUMBERS = bytes(48 if b in _NUMBER_CHARS else 32 for b in range(256))  # number chars -> "0"
 _LONG_RUN = b"0" * (MAX_NUMBER_CHARS + 1)
+_MARK_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # digits -> "0"
+_LONG_INTEGER = b"0" * 20  # 2**64 has 20 digits: orjson reads such integers as floats
 
 
 class JsonLimitError(ValueError):
@@ -114,27 +116,26 @@ def check(data: bytes | str, *, numbers: bool = True) -> None:
         _Scan(numbers=numbers).feed(raw)
 
 
-def loads(data: bytes | str, *, orjson_bounds: bool = False) -> Any:
+def loads(data: bytes | str) -> Any:
     """Parse one JSON text within the bounds (see the module docstring).
 
-    With `orjson_bounds`, a text orjson parses is taken as it is (orjson's own bounds: depth 1,024,
-    numbers within float64 and 64-bit integers) and only what falls back to `json` is checked:
-    for a hot path whose consumer does not recurse into values (the reward service, where the
-    check would cost a third of the parse).
+    orjson parses, except where it would not give what `json` gives: it refuses lone surrogates,
+    NaN and Infinity, and reads an integer past 64 bits as a float. A text with a run of 20 digits
+    (the shortest integer that can be past 64 bits) or that orjson refuses is checked for long
+    numbers and parsed by `json`.
 
     Raises ValueError: `JsonLimitError` past a bound, `UnicodeDecodeError` for bytes that are not
     UTF-8, `json.JSONDecodeError` for anything else that is not JSON.
     """
-    if not orjson_bounds:
-        check(data, numbers=False)  # orjson refuses numbers past float64 / 64-bit integers itself
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
-    # What orjson refuses and `json` reads: lone surrogates, NaN, Infinity, integers past 64 bits.
-    check(data)
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(text)
+    raw = _raw(data)
+    check(raw, numbers=False)
+    if _LONG_INTEGER not in raw.translate(_MARK_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    check(raw)
+    return json.loads(raw.decode("utf-8", "surrogatepass") if isinstance(data, str) else raw.decode("utf-8"))
 
 
 class CheckedReader:

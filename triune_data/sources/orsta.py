@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from triune_data.sources.base import (
 )
 from triune_data.sources.common.fields import BadRecord, coords, number, number_text, text
 from triune_data.sources.common.ids import record_id
-from triune_data.sources.common.tabular import image_sources, iter_rows, parquet_files
+from triune_data.sources.common.tabular import image_sources, iter_rows, not_utf8, parquet_files
 from triune_data.types import BOX_TASKS, TASKS, Message, Task
 
 COLUMNS = ("data_source", "prompt", "images", "ability", "reward_model", "extra_info")
@@ -222,6 +223,9 @@ def read_orsta(opts: OrstaOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             oid = record_id(
                 rec.get("extra_info") if isinstance(rec, dict) else None, ("id", "index"), position=row.key
             )
+            if row.not_utf8:
+                yield replace(not_utf8(row, label), id=prefix + oid, original_id=oid)
+                continue
             try:
                 draft = _draft(rec, prefix + oid, oid, file.parent, opts, ctx)
             except BadRecord as bad:

@@ -41,7 +41,7 @@ from triune_data.sources.base import (
 )
 from triune_data.sources.common.fields import BadRecord, number, number_text, text
 from triune_data.sources.common.ids import own_id
-from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup
+from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup, not_utf8
 from triune_data.types import IMAGE_PLACEHOLDER
 
 _LETTER = re.compile(r"\s*\(?([A-Za-z])\)?[.:]?\s*")
@@ -174,7 +174,10 @@ def read_vqa(opts: VqaOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
             continue
         own = own_id(lookup(row.value, c.id)) if isinstance(row.value, dict) else None
         if own is not None:
-            row = Row(own, row.value, row.file)
+            row = Row(own, row.value, row.file, row.not_utf8)
+        if row.not_utf8:
+            yield not_utf8(row, vqa.file(row.file))
+            continue
         try:
             yield vqa.draft(row)
         except BadRecord as bad:

@@ -24,6 +24,7 @@ from triune_data.files import open_regular
 from triune_data.sources.base import (
     ImageBytes,
     ImageSource,
+    Reject,
     SourceContext,
     iter_jsonl,
     read_json_file,
@@ -39,6 +40,7 @@ class Row:
     key: str
     value: Any
     file: Path
+    not_utf8: str | None = None  # a column of this row whose string bytes are not UTF-8
 
 
 def detect_format(path: Path) -> str:
@@ -131,9 +133,9 @@ def _parquet_rows(path: Path, wanted: list[str] | None) -> Iterator[Row]:
         cols = None if wanted is None else [c for c in wanted if c in names]
         n = 0
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
-            for value in _batch_rows(batch):
+            for value, bad in _batch_rows(batch):
                 n += 1
-                yield Row(f"{prefix}row{n}", value, file)
+                yield Row(f"{prefix}row{n}", value, file, bad)
 
 
 def _hf_rows(path: Path, wanted: list[str] | None, split: str | None) -> Iterator[Row]:
@@ -153,39 +155,55 @@ def _hf_rows(path: Path, wanted: list[str] | None, split: str | None) -> Iterato
         ds = ds.select_columns([c for c in wanted if c in ds.column_names])
     ds = ds.with_format("arrow")  # Image columns stay {"bytes", "path"}: no PIL decode
     for start in range(0, len(ds), BATCH_ROWS):
-        for i, value in enumerate(_batch_rows(ds[start : start + BATCH_ROWS]), start=start + 1):
-            yield Row(f"row{i}", value, path)
+        for i, (value, bad) in enumerate(_batch_rows(ds[start : start + BATCH_ROWS]), start=start + 1):
+            yield Row(f"row{i}", value, path, bad)
 
 
-def _batch_rows(batch: Any) -> list[dict]:
-    """The rows of an Arrow batch or table as dicts.
+def _batch_rows(batch: Any) -> list[tuple[dict, str | None]]:
+    """The rows of an Arrow batch or table as (dict, the first column whose strings are not UTF-8).
 
     Arrow does not validate string columns when a file is read: bytes that are not UTF-8 raise
     only when converted, and would fail the whole batch. Such a batch is converted row by row,
     and a string that is not UTF-8 becomes text with lone surrogates in place of the bad bytes
-    (`surrogateescape`), as a JSON lone-surrogate escape does: the field checks that already
-    reject those (`invalid_text_encoding`) then reject the one record and name its field.
+    (`surrogateescape`), so the adapter can still tell whose row it is (orsta's `data_source`)
+    before it rejects the row (`invalid_text_encoding`, naming the column).
     """
     try:
-        return batch.to_pylist()
+        return [(row, None) for row in batch.to_pylist()]
     except UnicodeDecodeError:
         pass
     rows = []
     for i in range(batch.num_rows):
-        row = batch.slice(i, 1)
-        rows.append({name: _column_value(row.column(name)) for name in row.schema.names})
+        row, bad = batch.slice(i, 1), None
+        values = {}
+        for name in row.schema.names:
+            values[name], ok = _column_value(row.column(name))
+            bad = bad or (None if ok else name)
+        rows.append((values, bad))
     return rows
 
 
-def _column_value(column: Any) -> Any:
+def _column_value(column: Any) -> tuple[Any, bool]:
+    """(the value of a one-row column, whether its strings were all UTF-8)."""
     try:
-        return column.to_pylist()[0]
+        return column.to_pylist()[0], True
     except UnicodeDecodeError:
         pass
     try:
-        return _escaped(column.cast(_as_binary(column.type)).to_pylist()[0], column.type)
+        return _escaped(column.cast(_as_binary(column.type)).to_pylist()[0], column.type), False
     except Exception:  # a type Arrow cannot cast (a dictionary column): text that fails every check
-        return "\udcff"
+        return "\udcff", False
+
+
+def not_utf8(row: Row, file: str) -> Reject:
+    """The reject of a row whose column `row.not_utf8` holds bytes that are not UTF-8."""
+    return Reject(
+        reason="invalid_text_encoding",
+        detail=f"column {row.not_utf8!r} holds bytes that are not UTF-8",
+        id=row.key,
+        original_id=row.key,
+        file=file,
+    )
 
 
 def _as_binary(t: Any) -> Any:
