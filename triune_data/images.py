@@ -124,15 +124,20 @@ def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
 
 def _jpeg(data: bytes) -> tuple[int, int, int, int] | None:
     """(width, height, orientation, offset of the first scan's data) from the markers before it,
-    or None when anything is unusual (Pillow then decides). Checks what it reads as Pillow does:
-    one frame header, 8-bit samples, 1, 3 or 4 components, a header of the length they need."""
+    or None when anything is unusual (Pillow then decides). Checks what it reads: a frame header
+    of another length than its components need is corrupt; one frame header, 8-bit samples and
+    1, 3 or 4 components are what Pillow reads, anything else is left to Pillow."""
     size, orientation, exif_seen = None, 1, False
     for marker, at, end in _jpeg_segments(data):
         if marker == 0xDA:
             return (*size, orientation, end) if size else None
         if marker in _SOF_MARKERS:
             bits, height, width, layers = struct.unpack_from(">BHHB", data, at)
-            if size or bits != 8 or layers not in (1, 3, 4) or end - at < 6 + 3 * layers:
+            if end - at != 6 + 3 * layers:
+                raise ImageProblem(
+                    "corrupt_image", f"JPEG frame header of {end - at + 2} bytes for {layers} components"
+                )
+            if size or bits != 8 or layers not in (1, 3, 4):
                 return None
             size = (width, height)
         elif marker == 0xE1 and not exif_seen and data.startswith(b"Exif\0\0", at):
@@ -157,17 +162,21 @@ _IEND = b"\0\0\0\0IEND\xaeB`\x82"
 def _png(data: bytes) -> tuple[int, int, int] | None:
     """(width, height, orientation) of a PNG, or None when anything is unusual (Pillow decides).
 
-    Checks what it reads as Pillow's reader does: the IHDR fields and the CRC of every chunk up to
-    the first IDAT (Pillow refuses a file whose IHDR checksum is wrong). Chunks after it are
-    walked by their lengths only, for an eXIf chunk (Pillow finds it anywhere).
+    Checks what it reads (ImageProblem `corrupt_image`), as Pillow's reader does: the IHDR fields
+    Pillow decodes by, and the CRC of every chunk up to the first IDAT (a file whose IHDR checksum
+    is wrong used to pass here; Pillow refuses it). Chunks after it are walked by their lengths
+    only, for an eXIf chunk (Pillow finds it anywhere).
     """
     if len(data) < 33 or data[8:16] != b"\0\0\0\rIHDR":
         return None
-    width, height, depth, color, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    width, height, depth, color, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if zlib.crc32(data[12:29]) != struct.unpack_from(">I", data, 29)[0]:
-        return None
-    if depth not in _PNG_DEPTHS.get(color, ()) or compression or filtering or interlace > 1:
-        return None
+        raise ImageProblem("corrupt_image", "PNG header (IHDR) fails its checksum")
+    if depth not in _PNG_DEPTHS.get(color, ()) or interlace > 1:  # Pillow ignores the other two fields
+        raise ImageProblem(
+            "corrupt_image",
+            f"PNG header (IHDR) is invalid: depth {depth}, colour type {color}, interlace {interlace}",
+        )
     pos, n, orientation, pixels = 33, len(data), None, False
     while pos + 12 <= n:
         length, kind = struct.unpack_from(">I4s", data, pos)
@@ -181,7 +190,7 @@ def _png(data: bytes) -> tuple[int, int, int] | None:
                 break  # truncated pixel data: `_complete` says so
             return None
         if not pixels and zlib.crc32(data[pos + 4 : end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
-            return None
+            raise ImageProblem("corrupt_image", f"PNG chunk {kind.decode('latin-1')!r} fails its checksum")
         if kind == b"eXIf" and orientation is None:
             orientation = _tiff_orientation(data[pos + 8 : end - 4])
             if orientation is None:
