@@ -79,9 +79,12 @@ def image_file(root: Path, name: Any, *, ctx: SourceContext) -> ImageFile:
     outside = posixpath.isabs(rel) or rel == ".." or rel.startswith("../")
     if outside and not ctx.images_outside_root:
         where = os.path.relpath(root, ctx.base_dir)
+        shown = (
+            f"an absolute path to {posixpath.basename(rel)!r}" if posixpath.isabs(rel) else repr(name[:120])
+        )
         raise BadRecord(
             "path_outside_root",
-            f"image {name[:120]!r} is outside the images folder {where!r} (images.allow_outside_root)",
+            f"image {shown} is outside the images folder {where!r} (images.allow_outside_root)",
         )
     file = os.path.join(root, rel)
     if outside:
