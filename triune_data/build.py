@@ -275,10 +275,6 @@ def build_dataset(
     """
     loaded = load_recipe(recipe_path)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite) and outdir.is_build_dir(out):
-        raise DatasetError(
-            f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
-        )
     lock = outdir.claim(out, resume=resume, overwrite=overwrite, inputs=_inputs(loaded))
     try:
         if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():

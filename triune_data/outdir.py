@@ -49,12 +49,17 @@ def claim(out: Path, *, resume: bool, overwrite: bool, inputs: Iterable[Path] = 
     overwrite must never delete. Raises DatasetError (one line) when `out` cannot be used."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} is a file, not a directory")
-    if not _empty(out) and not is_build_dir(out):
-        action = "resume into" if resume else "overwrite" if overwrite else "build into"
-        raise DatasetError(
-            f"refusing to {action} {out}: it is not empty and no triune build made it "
-            f"(no {MARKER} or manifest.json); choose an empty or new --out"
-        )
+    if not _empty(out):
+        if not is_build_dir(out):
+            action = "resume into" if resume else "overwrite" if overwrite else "build into"
+            raise DatasetError(
+                f"refusing to {action} {out}: it is not empty and no triune build made it "
+                f"(no {MARKER} or manifest.json); choose an empty or new --out"
+            )
+        if not (resume or overwrite):
+            raise DatasetError(
+                f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
+            )
     if overwrite and not resume:
         real = out.resolve()
         held = sorted(str(p) for p in inputs if _inside(p.resolve(), real))
