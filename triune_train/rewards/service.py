@@ -143,7 +143,7 @@ def build_app(
         title="triune reward service", version=_version(), openapi_url=None, docs_url=None, redoc_url=None
     )
     by_source: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
-    requests = collections.Counter()
+    requests: collections.Counter[str] = collections.Counter()
     disconnected = _RateLimitedLog(DISCONNECT_LOG_EVERY_S)
 
     def error(status: int, message: str) -> Response:
