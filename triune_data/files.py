@@ -53,11 +53,9 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a file")
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open `path` for binary reading if it is a regular file (after symlinks), without blocking.
-
-    Raises `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open` does.
-    """
+def _open_fd(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of `path` if it is a regular file (after symlinks), opened without
+    blocking; `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open`."""
     if "\0" in os.fspath(path):
         raise NotRegularFile(errno.EINVAL, "the path holds a NUL byte", os.fspath(path).replace("\0", "\\0"))
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -73,28 +71,46 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         if not stat.S_ISREG(mode):
             raise NotRegularFile(errno.EINVAL, f"{_kind(mode)}, not a regular file", os.fspath(path))
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open `path` for binary reading if it is a regular file (after symlinks), without blocking.
+
+    Raises `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open` does.
+    """
+    return os.fdopen(_open_fd(path), "rb")
 
 
 def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     """The bytes of the regular file `path`; `FileTooLarge` if it holds more than `max_bytes`.
 
-    The size is checked before reading (a sparse 8 GiB file costs nothing) and the read stops one
-    byte past the limit (a file that grows while read cannot exhaust memory either).
+    The size is checked before reading (a sparse 8 GiB file costs nothing), the read asks for what
+    is there (a read of `max_bytes` would allocate all of it) and goes on only for a file that grew
+    since, stopping one byte past the limit.
     """
-    with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        data = fh.read(max_bytes + 1) if size <= max_bytes else b""
-        if size > max_bytes or len(data) > max_bytes:
+    fd = _open_fd(path)
+    try:
+        size = os.fstat(fd).st_size
+        total, parts = 0, []
+        if size <= max_bytes:
+            chunk = os.read(fd, size + 1)
+            while chunk:
+                parts.append(chunk)
+                total += len(chunk)
+                if total > max_bytes:
+                    break
+                chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+        if size > max_bytes or total > max_bytes:
             raise FileTooLarge(
-                errno.EFBIG,
-                f"{max(size, len(data))} bytes, more than the limit of {max_bytes}",
-                os.fspath(path),
+                errno.EFBIG, f"{max(size, total)} bytes, more than the limit of {max_bytes}", os.fspath(path)
             )
-        return data
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 __all__ = ["FileTooLarge", "NotRegularFile", "open_regular", "read_regular"]

@@ -12,7 +12,6 @@ import io
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -98,13 +97,17 @@ def _tiff_orientation(tiff: bytes) -> int | None:
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
-def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(marker, payload offset, end offset) of each marker segment up to and including the first
-    start of scan (SOS); stops early at anything that is not a well-formed segment."""
+def _jpeg_markers(data: bytes) -> tuple[list[tuple[int, int]], tuple[int, int] | None, int | None]:
+    """Walk the marker segments up to the first start of scan (SOS), stopping early at anything
+    that is not a well-formed segment: ((payload start, end) of every frame header (SOF), those of
+    the first Exif APP1 segment (Pillow reads its header; later ones are appended), the offset of
+    the first scan's entropy-coded data or None)."""
     pos, n = 2, len(data)
+    frames: list[tuple[int, int]] = []
+    exif = None
     while pos + 4 <= n:
         if data[pos] != 0xFF:
-            return
+            break
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -112,46 +115,38 @@ def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos += 2
             continue
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        end = pos + 2 + length
-        if length < 2 or end > n:
-            return
-        yield marker, pos + 4, end
+        end = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
+        if end < pos + 4 or end > n:
+            break
         if marker == 0xDA:
-            return
-        pos = end
-
-
-def _jpeg(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, orientation, offset of the first scan's data) from the markers before it,
-    or None when anything is unusual (Pillow then decides). Checks what it reads: a frame header
-    of another length than its components need is corrupt; one frame header, 8-bit samples and
-    1, 3 or 4 components are what Pillow reads, anything else is left to Pillow."""
-    size, orientation, exif_seen = None, 1, False
-    for marker, at, end in _jpeg_segments(data):
-        if marker == 0xDA:
-            return (*size, orientation, end) if size else None
+            return frames, exif, end
         if marker in _SOF_MARKERS:
-            bits, height, width, layers = struct.unpack_from(">BHHB", data, at)
-            if end - at != 6 + 3 * layers:
-                raise ImageProblem(
-                    "corrupt_image", f"JPEG frame header of {end - at + 2} bytes for {layers} components"
-                )
-            if size or bits != 8 or layers not in (1, 3, 4):
-                return None
-            size = (width, height)
-        elif marker == 0xE1 and not exif_seen and data.startswith(b"Exif\0\0", at):
-            exif_seen = True  # Pillow reads the first Exif segment's header (later ones are appended)
-            found = _tiff_orientation(data[at + 6 : end])
-            if found is None:
-                return None
-            orientation = found
-    return None
+            frames.append((pos + 4, end))
+        elif marker == 0xE1 and exif is None and data.startswith(b"Exif\0\0", pos + 4):
+            exif = (pos + 10, end)
+        pos = end
+    return frames, exif, None
 
 
-def _jpeg_scan(data: bytes) -> int | None:
-    """Offset of the first scan's entropy-coded data, or None."""
-    return next((end for marker, _, end in _jpeg_segments(data) if marker == 0xDA), None)
+def _jpeg(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, orientation) from the markers before the first scan, or None when anything
+    is unusual (Pillow then decides). Checks what it reads: a frame header of another length than
+    its components need is corrupt; one frame header, 8-bit samples and 1, 3 or 4 components are
+    what Pillow reads, anything else is left to Pillow."""
+    frames, exif, scan = _jpeg_markers(data)
+    for at, end in frames:
+        layers = data[at + 5] if end - at >= 6 else 0
+        if end - at != 6 + 3 * layers:
+            raise ImageProblem(
+                "corrupt_image", f"JPEG frame header of {end - at + 2} bytes for {layers} components"
+            )
+    if scan is None or len(frames) != 1:
+        return None
+    bits, height, width, layers = struct.unpack_from(">BHHB", data, frames[0][0])
+    if bits != 8 or layers not in (1, 3, 4):
+        return None
+    orientation = _tiff_orientation(data[exif[0] : exif[1]]) if exif else 1
+    return None if orientation is None else (width, height, orientation)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -211,7 +206,7 @@ def _fast_info(data: bytes) -> ImageInfo | None:
         return _shown("PNG", *png) if png else None
     if data[:3] == b"\xff\xd8\xff":
         jpeg = _jpeg(data)
-        return _shown("JPEG", *jpeg[:3]) if jpeg else None
+        return _shown("JPEG", *jpeg) if jpeg else None
     return None
 
 
@@ -224,7 +219,7 @@ def _complete(fmt: str, data: bytes) -> bool:
         # data escapes 0xFF); it usually ends the file, else a trailer follows it.
         if data.rfind(b"\xff\xd9", max(0, n - 1024)) >= 0:
             return True
-        scan = _jpeg_scan(data)
+        scan = _jpeg_markers(data)[2]
         return scan is not None and data.find(b"\xff\xd9", scan) >= 0
     if fmt == "PNG":
         return data.endswith(_IEND) or _png_end(data) is not None

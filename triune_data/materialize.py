@@ -163,16 +163,16 @@ def _reward_spec(draft: Draft, run: SourceRun) -> RewardSpec:
 def _load(src: ImageSource, max_bytes: int) -> bytes:
     """The image's bytes, or a reject naming the file as the recipe does (the same bytes whatever
     the current directory)."""
-    shown = src.shown() if isinstance(src, ImageFile) else (src.name or "image")
     try:
         return src.load(max_bytes)
-    except FileNotFoundError:
-        raise _Rejected("missing_image_file", f"{shown}: no such file") from None
-    except NotRegularFile as exc:
-        raise _Rejected("not_a_regular_file", f"{shown}: {exc.strerror}") from None
-    except FileTooLarge as exc:
-        raise _Rejected("image_too_large", f"{shown}: {exc.strerror} (images.max_bytes)") from None
     except OSError as exc:
+        shown = src.shown() if isinstance(src, ImageFile) else (src.name or "image")
+        if isinstance(exc, FileNotFoundError):
+            raise _Rejected("missing_image_file", f"{shown}: no such file") from None
+        if isinstance(exc, NotRegularFile):
+            raise _Rejected("not_a_regular_file", f"{shown}: {exc.strerror}") from None
+        if isinstance(exc, FileTooLarge):
+            raise _Rejected("image_too_large", f"{shown}: {exc.strerror} (images.max_bytes)") from None
         raise _Rejected("missing_image_file", f"{shown}: cannot read ({exc.strerror or exc})") from None
 
 
