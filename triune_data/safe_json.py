@@ -40,6 +40,8 @@ MAX_NUMBER_CHARS = 1000  # far past any real number (a float64 needs < 25), far 
 
 _ESCAPE = re.compile(rb"\\.", re.S)  # one escape pair: removed before strings are found
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_MARK = bytes(b for b in range(256) if b not in b'[]{}"')
+_STRING = re.compile(rb'"[^"]*"')  # a string, once escapes are gone
 _STEP = [0] * 256
 _STEP[ord("[")] = _STEP[ord("{")] = 1
 _STEP[ord("]")] = _STEP[ord("}")] = -1
@@ -72,15 +74,23 @@ class _Scan:
         body = _ESCAPE.sub(b"", data) if b"\\" in data else data
         if body.endswith(b"\\"):  # the escaped character comes with the next piece
             body, self.pending_escape = body[:-1], True
-        # With escapes gone every quote opens or closes a string: even parts are outside strings.
-        parts = body.split(b'"')
-        if self.in_string:
-            parts.insert(0, b"")
-        self.in_string = len(parts) % 2 == 0
-        outside = b" ".join(parts[0::2])
-        if self.numbers:
+        # With escapes gone every quote opens or closes a string.
+        if self.numbers:  # the text outside strings is needed: split at the quotes
+            parts = body.split(b'"')
+            if self.in_string:
+                parts.insert(0, b"")
+            self.in_string = len(parts) % 2 == 0
+            outside = b" ".join(parts[0::2])
             self._numbers(outside, ends_in_string=self.in_string)
-        brackets = outside.translate(None, _NOT_BRACKET)
+            brackets = outside.translate(None, _NOT_BRACKET)
+        else:  # only brackets outside strings: keep quotes and brackets, then drop the strings
+            marks = (b'"' if self.in_string else b"") + body.translate(None, _NOT_MARK)
+            self.in_string = marks.count(b'"') % 2 == 1
+            if self.in_string:
+                marks = marks[: marks.rindex(b'"')]
+            # Two quotes with nothing between are a string without brackets (or a string's end
+            # and the next one's start): dropping them keeps every bracket inside or outside.
+            brackets = _STRING.sub(b"", marks.replace(b'""', b""))
         opened = brackets.count(b"[") + brackets.count(b"{")
         if self.depth + opened > MAX_DEPTH:
             deepest = max(itertools.accumulate(map(_STEP.__getitem__, brackets), initial=self.depth))

@@ -148,6 +148,13 @@ def test_the_check_agrees_with_the_parsed_value_on_random_documents():
         doc = _random_doc(rng, rng.randint(0, MAX_DEPTH + 8))
         text = json.dumps(doc)
         refused = _depth(doc) > MAX_DEPTH or _longest_number(text) > MAX_NUMBER_CHARS
+        deep = _depth(doc) > MAX_DEPTH
+        try:
+            check(text, numbers=False)
+        except JsonLimitError:
+            assert deep, text[:200]
+        else:
+            assert not deep, text[:200]
         for piece in (None, 1, rng.randint(2, 9), 4096):
             try:
                 if piece is None:
