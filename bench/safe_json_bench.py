@@ -81,7 +81,7 @@ def main() -> None:
         ),
     }
     for name, (fast, bounded, slow) in cases.items():
-        t = {"orjson": [], "safe": [], "json": []}
+        t: dict[str, list[float]] = {"orjson": [], "safe": [], "json": []}
         for _ in range(a.repeat):  # interleaved: the same machine noise for all three
             t["orjson"].append(best(fast, 1))
             t["safe"].append(best(bounded, 1))

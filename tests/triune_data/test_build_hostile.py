@@ -7,6 +7,7 @@ import json
 import math
 import os
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,7 +40,7 @@ def recipe(tmp: Path, sources: str, images: str = "") -> Path:
     return p
 
 
-def jsonl(path: Path, lines: list[bytes | dict]) -> None:
+def jsonl(path: Path, lines: Sequence[bytes | dict]) -> None:
     path.write_bytes(b"".join((json.dumps(x).encode() if isinstance(x, dict) else x) + b"\n" for x in lines))
 
 

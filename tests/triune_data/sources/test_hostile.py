@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,8 @@ def test_a_non_finite_answer_is_a_reject_not_the_text_nan(adapter, value, tmp_pa
 def _orsta(tmp: Path, rows: list[dict], schema: pa.Schema | None = None) -> list[Draft | Reject]:
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp / "rows.parquet")
     ctx = SourceContext("orsta_src", "train", 0, tmp, pools())
-    return list(get_source("orsta").read(get_source("orsta").options(path="rows.parquet"), ctx))
+    opts = get_source("orsta").options.model_validate({"path": "rows.parquet"})
+    return list(get_source("orsta").read(opts, ctx))
 
 
 def _orsta_row(i: int, **reward: Any) -> dict:
@@ -178,7 +179,7 @@ def test_orsta_hostile_box_ground_truth_is_one_reject(tmp_path, gt):
 BAD = b"caf\xe9 \xff"
 
 
-def _bad_strings(values: list[bytes | None]) -> pa.Array:
+def _bad_strings(values: Sequence[bytes | None]) -> pa.Array:
     return pa.array(values, pa.binary()).view(pa.string())
 
 
