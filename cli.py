@@ -289,6 +289,13 @@ def serve_rewards_cmd(
         int | None, typer.Option(min=1, help="Largest request body accepted, in bytes (default 64 MiB).")
     ] = None,
     log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="Server log level.")] = "info",
+    request_timeout_s: Annotated[
+        float, typer.Option(min=0.001, help="A request must arrive whole within this many seconds.")
+    ] = 30.0,
+    keep_alive_s: Annotated[
+        int, typer.Option(min=1, help="Idle kept-alive connections close after this many seconds.")
+    ] = 5,
+    max_connections: Annotated[int, typer.Option(min=1, help="Open connections at most.")] = 1024,
 ) -> None:
     """Serve POST /v1/score and GET /healthz (bearer token from TRIUNE_REWARD_TOKEN if set)."""
     from triune_train.rewards.protocol import MAX_BODY_BYTES, MAX_ITEMS
@@ -303,6 +310,9 @@ def serve_rewards_cmd(
         max_items=max_items or MAX_ITEMS,
         max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
         log_level=log_level,
+        request_timeout_s=request_timeout_s,
+        keep_alive_s=keep_alive_s,
+        max_connections=max_connections,
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from triune_data import atomic
+from triune_data import atomic, outdir
 from triune_data.card import write_card
 from triune_data.errors import DatasetError
 from triune_data.images import ImagePolicy
@@ -125,7 +125,12 @@ class _Build:
         atomic.write_json(self.work / "state.json", self._state())
 
     def _load_state(self) -> None:
-        state = json.loads((self.work / "state.json").read_text())
+        try:
+            state = json.loads((self.work / "state.json").read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise DatasetError(
+                f"{self.out}: the interrupted build's state is unreadable; rebuild with --overwrite"
+            ) from None
         if state.get("recipe_hash") != self.loaded.hash or state.get("chunk_size") != CHUNK_SIZE:
             raise DatasetError(
                 f"{self.out}: the interrupted build used a different recipe; rebuild without --resume"
@@ -189,11 +194,11 @@ class _Build:
             RejectRow(
                 data_source=run.data_source,
                 split=run.split,
-                id=f"{run.data_source}/{rej.id}",
-                original_id=rej.original_id,
+                id=_utf8(f"{run.data_source}/{rej.id}"),
+                original_id=_utf8(rej.original_id),
                 reason=rej.reason,
-                detail=rej.detail[:1000],
-                file=rej.file,
+                detail=_utf8(rej.detail[:1000]),
+                file=None if rej.file is None else _utf8(rej.file),
             )
         )
 
@@ -224,6 +229,12 @@ class _Build:
 def _flush(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         atomic.fsync_file(path)
+
+
+def _utf8(text: str) -> str:
+    """`text` as it can be written to a shard: a lone surrogate (from a JSON escape, or bytes that
+    were not UTF-8) becomes its escape sequence, so a reject row can always be written."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Writer(threading.Thread):
@@ -273,19 +284,45 @@ def build_dataset(
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
 ) -> BuildReport:
-    """Build the dataset described by the recipe into `out` (see module docstring)."""
+    """Build the dataset described by the recipe into `out` (see module docstring).
+
+    `out` is claimed first (`triune_data.outdir`): only an empty directory or one a triune build
+    made is written, and a lock keeps a second build out. Errors writing it (a file in the way, a
+    read-only or full disk) are one-line `DatasetError`s; after a full disk, `resume` continues.
+    """
     loaded = load_recipe(recipe_path)
     out = Path(out)
-    atomic.check_writable(out, directory=True)
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise DatasetError(
-                f"{out} is not empty: pass --resume to continue a build or --overwrite to replace it"
-            )
-        shutil.rmtree(out)
-    if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
-        raise DatasetError(f"{out} is already complete; nothing to resume")
-    out.mkdir(parents=True, exist_ok=True)
+    lock = outdir.claim(out, resume=resume, overwrite=overwrite, inputs=_inputs(loaded))
+    try:
+        if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
+            raise DatasetError(f"{out} is already complete; nothing to resume")
+        return _build(loaded, out, workers=workers, resume=resume, progress=progress)
+    except OSError as exc:
+        raise outdir.write_error(out, exc) from None
+    finally:
+        outdir.release(lock)
+
+
+def _inputs(loaded: LoadedRecipe) -> list[Path]:
+    """The recipe file and every existing file or folder its sources' options name."""
+    found = [loaded.path]
+    for opts in loaded.options:
+        for value in opts.model_dump().values():
+            if isinstance(value, str) and value:
+                p = loaded.base_dir / Path(value).expanduser()
+                if p.exists():
+                    found.append(p)
+    return found
+
+
+def _build(
+    loaded: LoadedRecipe,
+    out: Path,
+    *,
+    workers: int,
+    resume: bool,
+    progress: Callable[[Progress], None] | None,
+) -> BuildReport:
     b = _Build(loaded, out, resume=resume)
     images = loaded.recipe.images
     plan = Plan(
@@ -293,10 +330,14 @@ def build_dataset(
         runs=b.runs,
         opts=MaterializeOptions(
             images=ImagePolicy(
-                check=images.check, max_pixels=images.max_pixels, max_aspect_ratio=images.max_aspect_ratio
+                check=images.check,
+                max_pixels=images.max_pixels,
+                max_aspect_ratio=images.max_aspect_ratio,
+                max_bytes=images.max_bytes,
             ),
             box_tolerance_px=images.box_tolerance_px,
             full_ground_truth_check=loaded.recipe.check_ground_truth == "full",
+            exif_box_frame=images.exif_box_frame,
         ),
         schema=b.schema,
         committed={key: s.committed_upto for key, s in b.series.items()},

@@ -1,7 +1,9 @@
 """Box coordinates: the canonical frame versus the frame a model reads and writes.
 
-Every stored box is in the canonical frame: absolute float pixels of the stored image, x1 y1 x2 y2
-(`triune_data.types.BOX_FRAME`). Sources and models use other frames, all named by `Frame`, and
+Every stored box is in the canonical frame: absolute float pixels of the stored image as a loader
+shows it (after its EXIF orientation, as `datasets` and transformers' `load_image` apply it), x1
+y1 x2 y2 (`triune_data.types.BOX_FRAME`); `orient_box` brings a box drawn on the stored pixels
+of a rotated or flipped image there. Sources and models use other frames, all named by `Frame`, and
 every conversion between them in triune goes through this module (source adapters via the build's
 materialize step, the verl export, the box verifiers):
 
@@ -143,6 +145,36 @@ def box_from_canonical(
     return x1 * ext_w / img_w, y1 * ext_h / img_h, x2 * ext_w / img_w, y2 * ext_h / img_h
 
 
+# EXIF orientation -> where the stored pixel (x, y) of a W x H image is shown, as
+# `PIL.ImageOps.exif_transpose` moves it (2: mirror, 3: rotate 180, 4: flip, 5: transpose,
+# 6: rotate 90 clockwise, 7: transverse, 8: rotate 90 counter-clockwise).
+_ORIENT = {
+    1: lambda x, y, w, h: (x, y),
+    2: lambda x, y, w, h: (w - x, y),
+    3: lambda x, y, w, h: (w - x, h - y),
+    4: lambda x, y, w, h: (x, h - y),
+    5: lambda x, y, w, h: (y, x),
+    6: lambda x, y, w, h: (h - y, x),
+    7: lambda x, y, w, h: (h - y, w - x),
+    8: lambda x, y, w, h: (y, w - x),
+}
+
+
+def orient_box(
+    box: Sequence[float], orientation: int, *, stored_size: Size
+) -> tuple[float, float, float, float]:
+    """One xyxy box drawn on the stored pixels of a `stored_size` image, in the frame the image is
+    shown in after its EXIF `orientation` (1-8; anything else leaves the box as it is).
+
+    >>> orient_box((10, 20, 30, 40), 6, stored_size=(200, 100))  # shown as 100 x 200
+    (60.0, 10.0, 80.0, 30.0)
+    """
+    move = _ORIENT.get(orientation, _ORIENT[1])
+    w, h = _check_size(stored_size, "stored_size")
+    (ax, ay), (bx, by) = move(box[0], box[1], w, h), move(box[2], box[3], w, h)
+    return float(min(ax, bx)), float(min(ay, by)), float(max(ax, bx)), float(max(ay, by))
+
+
 def smart_resize(
     height: int,
     width: int,
@@ -193,6 +225,7 @@ __all__ = [
     "box_from_canonical",
     "box_to_canonical",
     "from_canonical",
+    "orient_box",
     "resized_size",
     "smart_resize",
     "to_canonical",

@@ -8,19 +8,23 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from triune_data.coords import Frame, box_to_canonical
+from triune_data.coords import Frame, box_to_canonical, orient_box
 from triune_data.errors import RecipeError, VerifierError
-from triune_data.images import ImagePolicy, ImageProblem, probe
+from triune_data.files import FileTooLarge, NotRegularFile
+from triune_data.images import ImageInfo, ImagePolicy, ImageProblem, probe
 from triune_data.rejects import RejectReason
 from triune_data.sources.base import (
     Draft,
     DraftBox,
+    ImageFile,
+    ImageSource,
     Reject,
 )
+from triune_data.sources.common.fields import shard_path
 from triune_data.tasks import TASK_DEFAULTS
 from triune_data.types import (
     BOX_TASKS,
@@ -59,6 +63,10 @@ class MaterializeOptions:
     box_tolerance_px: float = 2.0
     full_ground_truth_check: bool = False  # the recipe's `check_ground_truth: full`
 
+    # Boxes on an image with an EXIF orientation other than 1: drawn on the image as shown, on its
+    # stored pixels, or unknown (reject). See docs/decisions.md.
+    exif_box_frame: Literal["reject", "displayed", "stored"] = "reject"
+
 
 class _Rejected(Exception):
     def __init__(self, reason: RejectReason, detail: str):
@@ -69,14 +77,22 @@ def _reject(draft: Draft, reason: RejectReason, detail: str) -> Reject:
     return Reject(reason=reason, detail=detail, id=draft.id, original_id=draft.original_id, file=draft.file)
 
 
-def _canonical_box(b: DraftBox, frame: Frame, width: int, height: int, tol: float) -> Box:
+def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, stored: bool) -> Box:
+    """The box in the canonical frame (pixels of the image as shown); `stored`: it was drawn on
+    the stored pixels of an image with an EXIF orientation."""
     try:
         finite = math.isfinite(b.x1 + b.y1 + b.x2 + b.y2)  # NaN or inf anywhere makes the sum non-finite
     except TypeError:
         finite = False
     if not finite:
         raise _Rejected("invalid_box", f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
-    x1, y1, x2, y2 = box_to_canonical((b.x1, b.y1, b.x2, b.y2), frame, image_size=(width, height))
+    width, height = info.width, info.height
+    box = (b.x1, b.y1, b.x2, b.y2)
+    if stored and info.orientation != 1:
+        box = box_to_canonical(box, frame, image_size=info.stored_size)
+        x1, y1, x2, y2 = orient_box(box, info.orientation, stored_size=info.stored_size)
+    else:
+        x1, y1, x2, y2 = box_to_canonical(box, frame, image_size=(width, height))
     if not (x2 > x1 and y2 > y1):
         raise _Rejected("invalid_box", f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
@@ -169,6 +185,22 @@ def _check_ground_truth(
         raise _Rejected("invalid_ground_truth", str(exc)) from None
 
 
+def _load(src: ImageSource, max_bytes: int) -> bytes:
+    """The image's bytes, or a reject naming the file as the recipe does (the same bytes whatever
+    the current directory)."""
+    try:
+        return src.load(max_bytes)
+    except OSError as exc:
+        shown = src.shown() if isinstance(src, ImageFile) else (src.name or "image")
+        if isinstance(exc, FileNotFoundError):
+            raise _Rejected("missing_image_file", f"{shown}: no such file") from None
+        if isinstance(exc, NotRegularFile):
+            raise _Rejected("not_a_regular_file", f"{shown}: {exc.strerror}") from None
+        if isinstance(exc, FileTooLarge):
+            raise _Rejected("image_too_large", f"{shown}: {exc.strerror} (images.max_bytes)") from None
+        raise _Rejected("missing_image_file", f"{shown}: cannot read ({exc.strerror or exc})") from None
+
+
 def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sample | Reject:
     """Turn a draft into a validated sample, or a reject with a reason."""
     try:
@@ -183,22 +215,26 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
                 "image_placeholder_mismatch",
                 f"{placeholders} {IMAGE_PLACEHOLDER} placeholders for {len(draft.images)} images",
             )
-        images, sizes = [], []
+        images, infos = [], []
         for src in draft.images:
-            try:
-                data = src.load()
-            except FileNotFoundError as exc:
-                raise _Rejected("missing_image_file", f"{exc.filename}") from None
-            except OSError as exc:
-                raise _Rejected("missing_image_file", f"cannot read image: {exc}") from None
+            data = _load(src, opts.images.max_bytes)
             try:
                 info = probe(data, opts.images)
             except ImageProblem as exc:
                 raise _Rejected(exc.reason, exc.detail) from None
-            images.append(Image(bytes=data, path=src.name))
-            sizes.append(ImageSize(width=info.width, height=info.height))
-        w, h = sizes[0].width, sizes[0].height
-        boxes = [_canonical_box(b, draft.box_frame, w, h, opts.box_tolerance_px) for b in draft.boxes]
+            images.append(Image(bytes=data, path=shard_path(src.name)))
+            infos.append(info)
+        sizes = [ImageSize(width=i.width, height=i.height) for i in infos]
+        if draft.boxes and infos[0].orientation != 1 and opts.exif_box_frame == "reject":
+            i = infos[0]
+            raise _Rejected(
+                "exif_rotated_boxes",
+                f"EXIF orientation {i.orientation}: stored {i.stored_size[0]}x{i.stored_size[1]}, shown "
+                f"{i.width}x{i.height}; set images.exif_box_frame to the frame the boxes were drawn in",
+            )
+        stored = opts.exif_box_frame == "stored"
+        tol = opts.box_tolerance_px
+        boxes = [_canonical_box(b, draft.box_frame, infos[0], tol, stored=stored) for b in draft.boxes]
         answer, ground_truth = draft.answer, draft.ground_truth
         if draft.task in BOX_TASKS:
             if not boxes:

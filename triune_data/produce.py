@@ -15,21 +15,27 @@ two cores it took `--workers 2` from slower than one producer to even (BENCHMARK
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import itertools
 import multiprocessing
 import os
 import pickle
 import queue
+import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc
 
 from triune_data.errors import DatasetError
+from triune_data.lifeline import die_with_parent
 from triune_data.materialize import MaterializeOptions, SourceRun, materialize
 from triune_data.recipe import LoadedRecipe
 from triune_data.schema import samples_to_table
@@ -100,9 +106,27 @@ def _records(loaded: LoadedRecipe) -> Iterator[tuple[int, Draft | Reject]]:
             base_dir=loaded.base_dir,
             prompts=loaded.prompts,
             limit=entry.limit,
+            images_outside_root=loaded.recipe.images.allow_outside_root,
         )
         for rec in take(get_source(entry.adapter).read(opts, ctx), entry.limit):
+            if rec.file is not None and os.path.isabs(rec.file):
+                rec = _recipe_relative(rec, loaded.base_dir)
             yield i, rec
+
+
+@functools.lru_cache(maxsize=256)
+def _relative(file: str, base: str) -> str:
+    return os.path.relpath(file, base)
+
+
+def _recipe_relative(rec: Draft | Reject, base: Path) -> Draft | Reject:
+    """A record whose source file the recipe names by an absolute path, named relative to the
+    recipe instead: shards and rejects never hold an absolute local path."""
+    file = _relative(rec.file, str(base)) if rec.file else rec.file
+    if isinstance(rec, Reject):
+        return dataclasses.replace(rec, file=file)
+    rec.file = file
+    return rec
 
 
 def _chunks(loaded: LoadedRecipe) -> Iterator[list[tuple[int, int, Draft | Reject]]]:
@@ -181,6 +205,7 @@ def fast_memory_pool() -> pa.MemoryPool:
 
 
 def _worker_main(plan: Plan, worker: int, workers: int, out: multiprocessing.Queue) -> None:
+    die_with_parent()  # a build killed with SIGKILL (the OOM killer) takes its workers with it
     pa.set_memory_pool(fast_memory_pool())
     try:
         for result in produce(plan, worker, workers, plan.spill):
@@ -194,15 +219,51 @@ def _worker_main(plan: Plan, worker: int, workers: int, out: multiprocessing.Que
         out.put(("error", exc))
 
 
+SPILL_ROOT = "/dev/shm"
+SPILL_PREFIX = "triune-build-"  # + the pid of the build that made it
+
+
 def spill_dir() -> str | None:
-    """A tmpfs directory with room to spare, or None (then results travel through the queue)."""
+    """A tmpfs directory with room to spare, or None (then results travel through the queue).
+
+    Its name holds the build's pid; spill directories of builds that are gone (killed before they
+    could clean up) are removed first.
+    """
+    remove_stale_spills()
     try:
-        st = os.statvfs("/dev/shm")
+        st = os.statvfs(SPILL_ROOT)
     except OSError:
         return None
     if st.f_bavail * st.f_frsize < 1 << 30:
         return None
-    return tempfile.mkdtemp(prefix="triune-build-", dir="/dev/shm")
+    return tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=SPILL_ROOT)
+
+
+def remove_stale_spills() -> list[str]:
+    """Remove this user's spill directories whose build process no longer runs; returns them."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(SPILL_ROOT):
+            pid = entry.name.removeprefix(SPILL_PREFIX).split("-", 1)[0]
+            if not (
+                entry.name.startswith(SPILL_PREFIX) and pid.isdigit() and entry.is_dir(follow_symlinks=False)
+            ):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(pid)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class Producer:

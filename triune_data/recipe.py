@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from triune_data.errors import RecipeError
+from triune_data.images import MAX_IMAGE_BYTES
 from triune_data.sources.base import PromptPool, get_source, source_names
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -76,6 +77,20 @@ class ImagesModel(_Model):
     )
     max_pixels: Annotated[int, Field(gt=0)] = 89_478_485
     max_aspect_ratio: Annotated[float, Field(ge=1)] = 200.0
+    max_bytes: Annotated[int, Field(gt=0)] = Field(
+        MAX_IMAGE_BYTES, description="Images with more bytes are rejected (image_too_large), unread."
+    )
+    allow_outside_root: bool = Field(
+        False,
+        description="Accept image paths outside their images folder (`../`, absolute); default: path_outside_root.",
+    )
+    exif_box_frame: Literal["reject", "displayed", "stored"] = Field(
+        "reject",
+        description=(
+            "Boxes on an image with an EXIF rotation or flip were drawn on: the image as viewers show it "
+            "(displayed), or its stored pixels (stored, turned into the displayed frame); reject: unknown."
+        ),
+    )
     box_tolerance_px: Annotated[float, Field(ge=0)] = Field(
         2.0,
         description="Boxes overshooting the image by at most this are clipped; beyond, the row is rejected.",

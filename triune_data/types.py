@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
 SCHEMA_VERSION = "1.0"
-BOX_FRAME = "pixel_xyxy"  # absolute pixels of the stored image, float, x1 y1 x2 y2
+# Absolute pixels of the image as shown (its EXIF orientation applied), float, x1 y1 x2 y2.
+BOX_FRAME = "pixel_xyxy"
 
 Task = Literal["math", "puzzle", "science", "chart", "detection", "grounding", "counting", "ocr"]
 Category = Literal["reasoning", "perception"]

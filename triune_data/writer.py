@@ -14,6 +14,7 @@ build resumes from the last committed shard and writes the same bytes it would h
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -206,7 +207,8 @@ class ShardSeries:
 
     def abort(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(Exception):  # closing flushes, which fails on a full disk too
+                self._writer.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
 

@@ -21,8 +21,10 @@ Rules every adapter keeps:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,10 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
+from triune_data import safe_json
 from triune_data.coords import Frame
+from triune_data.files import FileTooLarge, open_regular, read_regular
+from triune_data.images import MAX_IMAGE_BYTES
 from triune_data.rejects import RejectReason
 from triune_data.types import TASKS, Box, Message, Task
 
@@ -38,16 +43,29 @@ from triune_data.types import TASKS, Box, Message, Task
 # Where an image comes from. Loading happens in the pipeline's workers, not in the adapter.
 
 
+def _at_most(data: bytes, max_bytes: int, what: str) -> bytes:
+    if len(data) > max_bytes:
+        raise FileTooLarge(errno.EFBIG, f"{len(data)} bytes, more than the limit of {max_bytes}", what)
+    return data
+
+
 @dataclass(frozen=True, slots=True)
 class ImageFile:
-    """An image file on disk; `name` is what the shard stores as the image path."""
+    """An image file on disk; `name` is what the shard stores as the image path (relative to the
+    source's images folder), `recipe_dir` where the recipe is (to name the file in reject details
+    the same way whatever the current directory)."""
 
     file: str
     name: str
+    recipe_dir: str = field(default="", compare=False)
 
-    def load(self) -> bytes:
-        with open(self.file, "rb") as fh:
-            return fh.read()
+    def load(self, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+        """The file's bytes; OSError (`triune_data.files`) for a missing, special or too large file."""
+        return read_regular(self.file, max_bytes=max_bytes)
+
+    def shown(self) -> str:
+        """The file as a path relative to the recipe's folder (for messages and reject details)."""
+        return os.path.relpath(self.file, self.recipe_dir or ".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +75,8 @@ class ImageBytes:
     data: bytes
     name: str | None = None
 
-    def load(self) -> bytes:
-        return self.data
+    def load(self, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+        return _at_most(self.data, max_bytes, self.name or "embedded image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +90,8 @@ class ImageRender:
     kwargs: tuple[tuple[str, Any], ...]
     name: str | None = None
 
-    def load(self) -> bytes:
-        return self.render(**dict(self.kwargs))
+    def load(self, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+        return _at_most(self.render(**dict(self.kwargs)), max_bytes, self.name or "rendered image")
 
 
 ImageSource: TypeAlias = ImageFile | ImageBytes | ImageRender
@@ -154,6 +172,7 @@ class SourceContext:
     base_dir: Path  # the recipe's directory: relative paths in options resolve against it
     prompts: Mapping[str, PromptPool]
     limit: int | None = None  # stop after this many records (drafts + rejects)
+    images_outside_root: bool = False  # the recipe's `images.allow_outside_root`
 
     def path(self, p: str) -> Path:
         q = Path(p).expanduser()
@@ -258,28 +277,23 @@ def source_names() -> list[str]:
 
 
 def read_json_file(path: Path) -> Any:
-    """Load a whole JSON file or raise SourceError naming it (one line)."""
-    import orjson  # ~3x faster than json on annotation files of tens of MB
-
+    """Load a whole JSON file (`safe_json.loads`: bounded, lone surrogates kept for the adapter to
+    reject) or raise SourceError naming the file (one line)."""
     from triune_data.errors import SourceError
 
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read()
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            # orjson refuses lone-surrogate escapes ("\ud800") that json accepts; parse those with
-            # json so the one bad record becomes a reject instead of the whole file an error.
-            return json.loads(raw)
     except FileNotFoundError:
         raise SourceError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory, expected a JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return safe_json.loads(raw)
+    except safe_json.JsonLimitError as exc:
+        raise SourceError(f"{path}: refused, {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise SourceError(f"{path}: not valid JSON ({exc})") from None
 
 
 STREAM_ABOVE_BYTES = 32 << 20  # parsed whole, a JSON file takes ~10x its size in Python objects
@@ -303,7 +317,7 @@ def json_rows(path: Path, key: str, missing: str) -> tuple[str, Iterator[Any] | 
     a `key` list shows once its rows are read, as SourceError(missing).
     """
     if streams(path):
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             first = fh.read(4096).lstrip()[:1]
         if first == b"[":
             return "list", stream_json_items(path, "item")
@@ -335,15 +349,18 @@ def stream_json_items(path: Path, prefix: str) -> Iterator[Any]:
 
     For files too large to hold parsed: memory holds one value, not the document. Each call is one
     pass over the file, about 3x slower than `read_json_file`'s whole parse. Unlike that parse,
-    a lone-surrogate escape, NaN or an integer past 64 bits is an error here, not a value.
+    a lone-surrogate escape, NaN or an integer past 64 bits is an error here, not a value. The
+    bounds of `safe_json` hold as the file is read (`CheckedReader`).
     """
     import ijson  # yajl2_c backend: C tokenizer, Python objects only for the values taken
 
     from triune_data.errors import SourceError
 
     try:
-        with open(path, "rb") as fh:
-            yield from ijson.items(fh, prefix, use_float=True)
+        with open_regular(path) as fh:
+            yield from ijson.items(safe_json.CheckedReader(fh), prefix, use_float=True)
+    except safe_json.JsonLimitError as exc:
+        raise SourceError(f"{path}: refused, {exc}") from None
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: not valid JSON ({_first_line(exc)})") from None
     except FileNotFoundError:
@@ -359,29 +376,68 @@ def _first_line(exc: Exception) -> str:
     return str(msg).strip().split("\n", 1)[0] or type(exc).__name__
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | Reject]]:
-    """Yield (line number, parsed object or Reject) for each non-empty line of a JSONL file."""
+def iter_jsonl(path: Path, *, label: str | None = None) -> Iterator[tuple[int, Any | Reject]]:
+    """Yield (line number, parsed object or Reject) for each non-empty line of a JSONL file.
+
+    Lines are parsed by `safe_json.loads`: a line that is not UTF-8 is `invalid_text_encoding`,
+    one that is not JSON or passes its bounds `malformed_record`. Rejects name the file as
+    `label` (the path as the recipe gives it), else as `path`.
+    """
     from triune_data.errors import SourceError
 
     try:
-        fh = open(path, "rb")  # noqa: SIM115  (closed by the `with` below; the open error gets its own message)
+        fh = open_regular(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    file = label if label is not None else str(path)
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for lineno, raw in _bounded_lines(fh):
+            if raw is None:
+                why = f"line {lineno}: longer than {MAX_LINE_BYTES} bytes"
+                yield lineno, Reject(reason="malformed_record", detail=why, **_at_line(lineno, file))
+                continue
             if not raw.strip():
                 continue
             try:
-                yield lineno, json.loads(raw.decode("utf-8"))
+                yield lineno, safe_json.loads(raw)
             except UnicodeDecodeError:
-                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
                 yield (
                     lineno,
-                    Reject(reason="invalid_text_encoding", detail=f"line {lineno}: not UTF-8", **where),
+                    Reject(
+                        reason="invalid_text_encoding",
+                        detail=f"line {lineno}: not UTF-8",
+                        **_at_line(lineno, file),
+                    ),
                 )
-            except json.JSONDecodeError as exc:
-                where = {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": str(path)}
-                yield lineno, Reject(reason="malformed_record", detail=f"line {lineno}: {exc.msg}", **where)
+            except ValueError as exc:
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                yield (
+                    lineno,
+                    Reject(
+                        reason="malformed_record", detail=f"line {lineno}: {why}", **_at_line(lineno, file)
+                    ),
+                )
+
+
+MAX_LINE_BYTES = 64 << 20  # a JSONL line past this is a reject (a file without newlines: one line)
+
+
+def _bounded_lines(fh: Any) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line), or (line number, None) for a line longer than `MAX_LINE_BYTES`, whose
+    bytes are skipped without being held."""
+    lineno = 0
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        lineno += 1
+        if len(line) <= MAX_LINE_BYTES:
+            yield lineno, line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = fh.readline(1 << 20)
+        yield lineno, None
+
+
+def _at_line(lineno: int, file: str) -> dict[str, str]:
+    return {"id": f"line{lineno}", "original_id": f"line{lineno}", "file": file}
 
 
 def take(records: Iterator[Draft | Reject], limit: int | None) -> Iterator[Draft | Reject]:

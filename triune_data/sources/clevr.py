@@ -35,7 +35,7 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
-from triune_data.sources.common.fields import BadRecord, first, image_file, text
+from triune_data.sources.common.fields import BadRecord, first, image_file, number_text, text
 from triune_data.sources.common.ids import record_id
 
 _COUNT = re.compile(r"\s*(?:<answer>\s*(\d{1,9})\s*</answer>|(\d{1,9}))\s*")  # linear: no nested repeats
@@ -59,12 +59,12 @@ class ClevrOptions(SourceOptions):
     )
 
 
-def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[str, Any]]]:
+def _records(path: Path, fmt: str, label: str) -> tuple[str, Iterator[tuple[str, Any]]]:
     """(layout, iterator of (fallback id, row or Reject)); `.jsonl` files are read line by line."""
     if path.suffix == ".jsonl" or (fmt == "jsonl" and path.suffix != ".json"):
         if fmt == "clevr":
             raise SourceError(f"{path}: CLEVR questions come as one JSON object, not JSONL")
-        return "jsonl", ((f"line{n}", row) for n, row in iter_jsonl(path))
+        return "jsonl", ((f"line{n}", row) for n, row in iter_jsonl(path, label=label))
     want = {"clevr": "an object with a `questions` list", "jsonl": "a list of question rows"}
     expected = f"{path}: expected {want.get(fmt, ' or '.join(want.values()))}, got a JSON"
     kind, rows = json_rows(path, "questions", missing=f"{expected} dict")
@@ -79,8 +79,9 @@ def count(value: Any) -> str:
     """The answer as a decimal count, or BadRecord (`missing_answer`, `not_counting`)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRecord("missing_answer", "no answer")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float):
+        number_text(value, "answer")  # NaN and infinity are no count
+        value = int(value) if value.is_integer() else value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     m = _COUNT.fullmatch(value) if isinstance(value, str) else None
@@ -91,7 +92,7 @@ def count(value: Any) -> str:
 
 @register_source("clevr", options=ClevrOptions, tasks=("counting",))
 def read_clevr(opts: ClevrOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
-    layout, records = _records(ctx.path(opts.path), opts.format)
+    layout, records = _records(ctx.path(opts.path), opts.format, opts.path)
     image_keys, question_keys, answer_keys, id_keys = _KEYS[layout]
     root = ctx.path(opts.images)
     for rid, row in records:
@@ -104,7 +105,7 @@ def read_clevr(opts: ClevrOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             rid = record_id(row, id_keys, position=rid)
             answer = count(next((row[k] for k in answer_keys if k in row), None))
             question = text(first(row, question_keys, "question"), "question")
-            image = image_file(root, first(row, image_keys, "image"))
+            image = image_file(root, first(row, image_keys, "image"), ctx=ctx)
         except BadRecord as bad:
             yield Reject(reason=bad.reason, detail=bad.detail, id=rid, original_id=rid, file=opts.path)
             continue

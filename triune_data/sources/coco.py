@@ -290,7 +290,7 @@ class _Coco:
 
     def units(self, iid: int | str, im: dict, anns: list[_Ann]) -> list[Draft | Reject]:
         opts, names = self.opts, self.names
-        image = image_file(self.root, im.get("file_name"))
+        image = image_file(self.root, im.get("file_name"), ctx=self.ctx)
         boxes: dict[int | str, list[DraftBox]] = {}  # prompted category id -> its boxes
         crowded: set[int | str] = set()
         for aid, category_id, bbox, iscrowd, _ in anns:

@@ -40,7 +40,7 @@ from triune_data.sources.base import (
     json_rows,
     register_source,
 )
-from triune_data.sources.common.fields import BadRecord, image_file, number, text
+from triune_data.sources.common.fields import BadRecord, image_file, number, number_text, text
 from triune_data.sources.common.ids import record_id
 
 
@@ -61,10 +61,10 @@ class OcrVqaOptions(SourceOptions):
     )
 
 
-def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[str, Any]]]:
+def _records(path: Path, fmt: str, label: str) -> tuple[str, Iterator[tuple[str, Any]]]:
     """(layout, iterator of (fallback id, record or Reject))."""
     if fmt == "jsonl" or (fmt == "auto" and path.suffix == ".jsonl"):
-        return "list", ((f"line{n}", row) for n, row in iter_jsonl(path))
+        return "list", ((f"line{n}", row) for n, row in iter_jsonl(path, label=label))
     want = {"textvqa": "an object with a `data` list", "list": "a JSON list of rows"}.get(
         fmt, "TextVQA JSON or a list"
     )
@@ -91,7 +91,7 @@ def _answers(value: Any) -> list[str]:
     out = []
     for v in value if isinstance(value, list) else [] if value is None else [value]:
         if number(v):
-            out.append(str(v))
+            out.append(number_text(v, "answer"))
         elif not isinstance(v, str):
             raise BadRecord("malformed_record", f"answers are not text: {str(value)[:80]!r}")
         elif v.strip():
@@ -107,7 +107,7 @@ def english(s: str) -> bool:
 
 @register_source("ocr_vqa", options=OcrVqaOptions, tasks=("ocr",))
 def read_ocr_vqa(opts: OcrVqaOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
-    layout, records = _records(ctx.path(opts.path), opts.format)
+    layout, records = _records(ctx.path(opts.path), opts.format, opts.path)
     root = ctx.path(opts.images)
     for rid, row in records:
         if isinstance(row, Reject):
@@ -128,12 +128,11 @@ def _draft(rid: str, row: Any, layout: str, opts: OcrVqaOptions, ctx: SourceCont
         iid = row.get("image_id")
         if not isinstance(iid, str) or not iid.strip():
             raise BadRecord("malformed_record", f"image_id is missing or not text: {str(iid)[:40]!r}")
-        image = image_file(root, f"{iid}.jpg")
+        image = image_file(root, f"{iid}.jpg", ctx=ctx)
         answers = row.get("answers")
     else:
-        image = image_file(
-            root, next((row[k] for k in ("image", "image_name", "image_path") if k in row), None)
-        )
+        names = (row[k] for k in ("image", "image_name", "image_path") if k in row)
+        image = image_file(root, next(names, None), ctx=ctx)
         answers = row["answers"] if "answers" in row else row.get("answer")
     truth, votes, alternatives = vote(_answers(answers))
     if opts.min_answer_agreement and votes < opts.min_answer_agreement:

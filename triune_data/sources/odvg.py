@@ -57,7 +57,7 @@ def _label_map(path: Path) -> dict[str, str]:
 def read_odvg(opts: OdvgOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
     labels = _label_map(ctx.path(opts.label_map)) if opts.label_map else {}
     root = ctx.path(opts.images)
-    for lineno, row in iter_jsonl(ctx.path(opts.path)):
+    for lineno, row in iter_jsonl(ctx.path(opts.path), label=opts.path):
         if isinstance(row, Reject):
             yield row
             continue
@@ -65,7 +65,7 @@ def read_odvg(opts: OdvgOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
         try:
             if not isinstance(row, dict):
                 raise BadRecord("malformed_record", f"line {lineno} is a {type(row).__name__}, not an object")
-            image = image_file(root, row.get("filename"))
+            image = image_file(root, row.get("filename"), ctx=ctx)
             oid = image.name
             if isinstance(row.get("detection"), dict):
                 units = [_detection(oid, row["detection"], labels)]

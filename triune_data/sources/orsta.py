@@ -37,11 +37,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from triune_data import safe_json
 from triune_data.sources.base import (
     Draft,
     DraftBox,
@@ -50,9 +52,9 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
-from triune_data.sources.common.fields import BadRecord, coords, number, text
+from triune_data.sources.common.fields import BadRecord, coords, number, number_text, text
 from triune_data.sources.common.ids import record_id
-from triune_data.sources.common.tabular import image_sources, iter_rows, parquet_files
+from triune_data.sources.common.tabular import image_sources, iter_rows, not_utf8, parquet_files
 from triune_data.types import BOX_TASKS, TASKS, Message, Task
 
 COLUMNS = ("data_source", "prompt", "images", "ability", "reward_model", "extra_info")
@@ -89,18 +91,21 @@ def python_literal(s: str) -> Any:
             return {"True": "true", "False": "false", "None": "null"}[m[3]]
         return json.dumps(_PY_ESCAPE.sub(unescape, m[1] if m[1] is not None else m[2]), ensure_ascii=False)
 
-    return json.loads(_PY_TOKEN.sub(token, s))
+    return safe_json.loads(_PY_TOKEN.sub(token, s))  # bounded: a 50,000-deep list is refused
 
 
 def parse_boxes(gt: str) -> list[DraftBox]:
     """V-Triune's box ground truth (optionally inside <answer> tags) as boxes, in its own frame."""
     body = gt.strip().removeprefix("<answer>").removesuffix("</answer>")
+    why = ""
     try:
         items = python_literal(body) if len(body) <= MAX_GROUND_TRUTH_CHARS else None
-    except (json.JSONDecodeError, ValueError):
+    except safe_json.JsonLimitError as exc:
+        items, why = None, f" ({exc})"
+    except ValueError:
         items = None
     if not isinstance(items, list):
-        raise BadRecord("malformed_record", f"box ground truth is not a list of boxes: {gt[:80]!r}")
+        raise BadRecord("malformed_record", f"box ground truth is not a list of boxes{why}: {gt[:80]!r}")
     boxes = []
     for item in items:
         box, label = (item.get("bbox_2d"), item.get("label")) if isinstance(item, dict) else (None, None)
@@ -171,7 +176,7 @@ def _task(rec: dict, verifier: Any, task_map: dict[str, str]) -> str:
     raise BadRecord("unknown_task", f"ability {ability!r} of data_source {source!r}: map it with `task_map`")
 
 
-def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions) -> Draft:
+def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions, ctx: SourceContext) -> Draft:
     if not isinstance(rec, dict) or not isinstance(rec.get("reward_model"), dict):
         raise BadRecord("malformed_record", "no `reward_model` struct")
     rm = rec["reward_model"]
@@ -182,9 +187,9 @@ def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions) -> Draf
     if rm.get("verifier") not in (None, "detection" if box else "mathverify"):
         raise BadRecord("verifier_mismatch", f"verifier {rm['verifier']!r} for task {task!r}")
     prompt = _messages(rec.get("prompt"))
-    images = image_sources(rec.get("images"), root)
+    images = image_sources(rec.get("images"), root, ctx=ctx)
     gt = rm.get("ground_truth")
-    gt = str(gt) if number(gt) else gt
+    gt = number_text(gt, "ground_truth") if number(gt) else gt
     if gt is None or (isinstance(gt, str) and not gt.strip()):
         raise BadRecord("missing_answer", "no ground_truth")
     gt = text(gt, "ground_truth")
@@ -199,7 +204,9 @@ def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions) -> Draf
     raw = [
         a for a in (rm.get("answer"), extra.get("answer")) if number(a) or (isinstance(a, str) and a.strip())
     ]
-    return Draft(did, task, prompt, str(raw[0]) if raw else truth, truth, images, oid, **weights)
+    first = raw[0] if raw else None
+    answer = truth if first is None else first if isinstance(first, str) else number_text(first, "answer")
+    return Draft(did, task, prompt, answer, truth, images, oid, **weights)
 
 
 @register_source("orsta", options=OrstaOptions, tasks=tuple(TASKS))
@@ -216,8 +223,11 @@ def read_orsta(opts: OrstaOptions, ctx: SourceContext) -> Iterator[Draft | Rejec
             oid = record_id(
                 rec.get("extra_info") if isinstance(rec, dict) else None, ("id", "index"), position=row.key
             )
+            if row.not_utf8:
+                yield replace(not_utf8(row, label), id=prefix + oid, original_id=oid)
+                continue
             try:
-                draft = _draft(rec, prefix + oid, oid, file.parent, opts)
+                draft = _draft(rec, prefix + oid, oid, file.parent, opts, ctx)
             except BadRecord as bad:
                 yield Reject(
                     reason=bad.reason, detail=bad.detail, id=prefix + oid, original_id=oid, file=label

@@ -64,10 +64,10 @@ class RefCocoOptions(SourceOptions):
     id_keys: list[str] = Field(["ref_id", "id"], description="Ref id keys (default id: row<n> by position).")
 
 
-def rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+def rows(path: Path, fmt: str, label: str) -> Iterator[tuple[int, Any]]:
     """(1-based position, row or Reject) from a JSON list or a JSONL file."""
     if fmt == "jsonl" or (fmt == "auto" and path.suffix == ".jsonl"):
-        yield from iter_jsonl(path)
+        yield from iter_jsonl(path, label=label)
         return
     data = read_json_file(path)
     if not isinstance(data, list):
@@ -78,7 +78,7 @@ def rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
 @register_source("refcoco", options=RefCocoOptions, tasks=("grounding",))
 def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
     root = ctx.path(opts.images)
-    for n, row in rows(ctx.path(opts.path), opts.format):
+    for n, row in rows(ctx.path(opts.path), opts.format, opts.path):
         if isinstance(row, Reject):
             yield row
             continue
@@ -87,7 +87,7 @@ def read_refcoco(opts: RefCocoOptions, ctx: SourceContext) -> Iterator[Draft | R
             if not isinstance(row, dict):
                 raise BadRecord("malformed_record", f"record is a {type(row).__name__}, not an object")
             rid = record_id(row, opts.id_keys, position=rid)
-            image = image_file(root, first(row, opts.image_keys, "image"))
+            image = image_file(root, first(row, opts.image_keys, "image"), ctx=ctx)
             box = coords(first(row, opts.bbox_keys, "bbox"), "bbox")
             exprs = first(row, opts.expression_keys, "expression")
             exprs = exprs if isinstance(exprs, list) else [exprs]

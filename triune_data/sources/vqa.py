@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,9 +39,9 @@ from triune_data.sources.base import (
     SourceOptions,
     register_source,
 )
-from triune_data.sources.common.fields import BadRecord, number, text
+from triune_data.sources.common.fields import BadRecord, number, number_text, text
 from triune_data.sources.common.ids import own_id
-from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup
+from triune_data.sources.common.tabular import Row, TableFormat, image_sources, iter_rows, lookup, not_utf8
 from triune_data.types import IMAGE_PLACEHOLDER
 
 _LETTER = re.compile(r"\s*\(?([A-Za-z])\)?[.:]?\s*")
@@ -89,7 +90,7 @@ def _scalar(value: Any, what: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRecord("missing_answer", f"no {what}")
     if number(value):
-        return str(value)
+        return number_text(value, what)
     return text(value, what).strip()
 
 
@@ -108,7 +109,7 @@ class _Vqa:
         root = self.root
         if c.image_root:
             root = root / text(lookup(rec, c.image_root), "image root")
-        images = image_sources(image, root)
+        images = image_sources(image, root, ctx=self.ctx)
         answer = _scalar(lookup(rec, c.answer), "answer")
         options = self.options(lookup(rec, c.options))
         did = row.key
@@ -169,11 +170,14 @@ def read_vqa(opts: VqaOptions, ctx: SourceContext) -> Iterator[Draft | Reject]:
     wanted = names + [n.split(".")[0] for n in names]  # a dotted name needs its top-level column
     for row in iter_rows(ctx.path(opts.path), opts.format, columns=wanted, hf_split=opts.hf_split):
         if isinstance(row.value, Reject):
-            yield row.value
+            yield replace(row.value, file=vqa.file(row.file))
             continue
         own = own_id(lookup(row.value, c.id)) if isinstance(row.value, dict) else None
         if own is not None:
-            row = Row(own, row.value, row.file)
+            row = Row(own, row.value, row.file, row.not_utf8)
+        if row.not_utf8:
+            yield not_utf8(row, vqa.file(row.file))
+            continue
         try:
             yield vqa.draft(row)
         except BadRecord as bad:

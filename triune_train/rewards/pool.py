@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import gc
 import importlib
 import logging
@@ -41,7 +40,6 @@ import multiprocessing.forkserver
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -50,6 +48,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
+from triune_data.lifeline import die_with_parent
 from triune_data.verifiers import RewardResult, ScoreItem, score
 from triune_data.verifiers.base import ITEM_FIELDS, RESULT_FIELDS, check_item
 from triune_data.verifiers.common.wire import item_id, items_from_wire
@@ -143,32 +142,10 @@ def score_inline(items: Sequence[ItemLike]) -> list[RewardResult]:
     return [_result(_row(score(x, checked=True)) if isinstance(x, ScoreItem) else x) for x in prepared]
 
 
-def _die_with_parent() -> None:
-    """Linux: be SIGKILLed when the parent dies, so that a worker stuck in a hung verifier (even in
-    C code holding the GIL) cannot outlive a killed server.
-
-    A forkserver child's parent is the forkserver, which exits when the pool's process is gone,
-    but only once no child holds its "alive" pipe any more: each child inherits one end of that
-    pipe (a private attribute of multiprocessing), which this worker does not need, so it drops it.
-    """
-    fs = getattr(mp.forkserver, "_forkserver", None)
-    alive = getattr(fs, "_forkserver_alive_fd", None)
-    if isinstance(alive, int):  # set in forkserver children only
-        with contextlib.suppress(OSError):
-            os.close(alive)
-        fs._forkserver_alive_fd = None  # type: ignore[union-attr]
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _worker_main(conn: Any, progress: Any, preload: tuple[str, ...]) -> None:
     """Worker loop: receive seq + pickled payloads, answer (seq, rows, seconds); b"" means stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    if sys.platform == "linux":
-        _die_with_parent()
+    die_with_parent()  # a worker stuck in a hung verifier cannot outlive a killed server
     try:
         for name in preload:
             importlib.import_module(name)

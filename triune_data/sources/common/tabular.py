@@ -13,21 +13,23 @@ whole. Images stay in HF `Image` storage form (`{"bytes", "path"}` dicts): nothi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from triune_data import safe_json
 from triune_data.errors import SourceError
+from triune_data.files import open_regular
 from triune_data.sources.base import (
     ImageBytes,
-    ImageFile,
     ImageSource,
+    Reject,
+    SourceContext,
     iter_jsonl,
     read_json_file,
 )
-from triune_data.sources.common.fields import BadRecord
+from triune_data.sources.common.fields import BadRecord, image_file, shard_path, text
 
 TableFormat: TypeAlias = Literal["auto", "jsonl", "json", "parquet", "hf_disk"]
 BATCH_ROWS = 64  # rows materialised at a time (a batch of embedded images stays a few MB)
@@ -38,6 +40,7 @@ class Row:
     key: str
     value: Any
     file: Path
+    not_utf8: str | None = None  # a column of this row whose string bytes are not UTF-8
 
 
 def detect_format(path: Path) -> str:
@@ -96,9 +99,9 @@ def _json_rows(path: Path, *, sniff: bool) -> Iterator[Row]:
 
 def _first_line_is_object(path: Path) -> bool:
     try:
-        with open(path, "rb") as fh:
-            line = next((raw for raw in fh if raw.strip()), b"")
-        return isinstance(json.loads(line), dict)
+        with open_regular(path) as fh:
+            line = next((raw for raw in iter(lambda: fh.readline(1 << 20), b"") if raw.strip()), b"")
+        return isinstance(safe_json.loads(line), dict)
     except (OSError, ValueError):
         return False
 
@@ -130,9 +133,9 @@ def _parquet_rows(path: Path, wanted: list[str] | None) -> Iterator[Row]:
         cols = None if wanted is None else [c for c in wanted if c in names]
         n = 0
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=cols):
-            for value in batch.to_pylist():
+            for value, bad in _batch_rows(batch):
                 n += 1
-                yield Row(f"{prefix}row{n}", value, file)
+                yield Row(f"{prefix}row{n}", value, file, bad)
 
 
 def _hf_rows(path: Path, wanted: list[str] | None, split: str | None) -> Iterator[Row]:
@@ -152,8 +155,87 @@ def _hf_rows(path: Path, wanted: list[str] | None, split: str | None) -> Iterato
         ds = ds.select_columns([c for c in wanted if c in ds.column_names])
     ds = ds.with_format("arrow")  # Image columns stay {"bytes", "path"}: no PIL decode
     for start in range(0, len(ds), BATCH_ROWS):
-        for i, value in enumerate(ds[start : start + BATCH_ROWS].to_pylist(), start=start + 1):
-            yield Row(f"row{i}", value, path)
+        for i, (value, bad) in enumerate(_batch_rows(ds[start : start + BATCH_ROWS]), start=start + 1):
+            yield Row(f"row{i}", value, path, bad)
+
+
+def _batch_rows(batch: Any) -> list[tuple[dict, str | None]]:
+    """The rows of an Arrow batch or table as (dict, the first column whose strings are not UTF-8).
+
+    Arrow does not validate string columns when a file is read: bytes that are not UTF-8 raise
+    only when converted, and would fail the whole batch. Such a batch is converted row by row,
+    and a string that is not UTF-8 becomes text with lone surrogates in place of the bad bytes
+    (`surrogateescape`), so the adapter can still tell whose row it is (orsta's `data_source`)
+    before it rejects the row (`invalid_text_encoding`, naming the column).
+    """
+    try:
+        return [(row, None) for row in batch.to_pylist()]
+    except UnicodeDecodeError:
+        pass
+    rows = []
+    for i in range(batch.num_rows):
+        row, bad = batch.slice(i, 1), None
+        values = {}
+        for name in row.schema.names:
+            values[name], ok = _column_value(row.column(name))
+            bad = bad or (None if ok else name)
+        rows.append((values, bad))
+    return rows
+
+
+def _column_value(column: Any) -> tuple[Any, bool]:
+    """(the value of a one-row column, whether its strings were all UTF-8)."""
+    try:
+        return column.to_pylist()[0], True
+    except UnicodeDecodeError:
+        pass
+    try:
+        return _escaped(column.cast(_as_binary(column.type)).to_pylist()[0], column.type), False
+    except Exception:  # a type Arrow cannot cast (a dictionary column): text that fails every check
+        return "\udcff", False
+
+
+def not_utf8(row: Row, file: str) -> Reject:
+    """The reject of a row whose column `row.not_utf8` holds bytes that are not UTF-8."""
+    return Reject(
+        reason="invalid_text_encoding",
+        detail=f"column {row.not_utf8!r} holds bytes that are not UTF-8",
+        id=row.key,
+        original_id=row.key,
+        file=file,
+    )
+
+
+def _as_binary(t: Any) -> Any:
+    """`t` with every string type replaced by the binary type of the same width."""
+    import pyarrow as pa
+
+    if pa.types.is_string(t):
+        return pa.binary()
+    if pa.types.is_large_string(t):
+        return pa.large_binary()
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_as_binary(f.type)) for f in t])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_as_binary(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_as_binary(t.value_type)))
+    return t
+
+
+def _escaped(value: Any, t: Any) -> Any:
+    """A value read through `_as_binary(t)` with its strings decoded again (bad bytes escaped)."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return value.decode("utf-8", "surrogateescape")
+    if pa.types.is_struct(t):
+        return {f.name: _escaped(value[f.name], f.type) for f in t}
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return [_escaped(v, t.value_type) for v in value]
+    return value
 
 
 def lookup(row: dict, column: str) -> Any:
@@ -168,25 +250,24 @@ def lookup(row: dict, column: str) -> Any:
     return value
 
 
-def image_sources(value: Any, root: Path) -> list[ImageSource]:
+def image_sources(value: Any, root: Path, *, ctx: SourceContext) -> list[ImageSource]:
     """Images in any shape sources store them: a path, bytes, an HF `{"bytes", "path"}` dict, or a
-    list of those. Relative paths resolve against `root`; the shard stores the normalised path."""
+    list of those. Paths go through `fields.image_file` (relative to `root`, inside it); the name
+    of embedded bytes through `fields.shard_path` (never an absolute local path)."""
     items = value if isinstance(value, list) else [] if value is None else [value]
     out: list[ImageSource] = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("bytes"), (bytes, bytearray)) and item["bytes"]:
             path = item.get("path")
-            out.append(
-                ImageBytes(bytes(item["bytes"]), name=path if isinstance(path, str) and path else None)
-            )
+            name = text(path, "image path") if isinstance(path, str) and path.strip() else None
+            out.append(ImageBytes(bytes(item["bytes"]), name=shard_path(name)))
         elif isinstance(item, (bytes, bytearray)) and item:
             out.append(ImageBytes(bytes(item)))
         elif isinstance(item, (str, dict)):
             name = item.get("path") if isinstance(item, dict) else item
             if not isinstance(name, str) or not name.strip():
                 raise BadRecord("malformed_record", f"image without bytes or path: {str(item)[:60]!r}")
-            rel = PurePosixPath(name).as_posix()  # "./a/b.png" -> "a/b.png"
-            out.append(ImageFile(file=str(root / rel), name=rel))
+            out.append(image_file(root, name, ctx=ctx))
         else:
             raise BadRecord("malformed_record", f"image is a {type(item).__name__}: {str(item)[:60]!r}")
     return out
