@@ -186,7 +186,10 @@ def test_an_unwritable_out_is_one_line_before_any_work(tmp_path, small_dataset, 
         "build-dataset": ["build-dataset", str(small_recipe), "--out", str(out)],
         "export": ["export", str(small_dataset), "--out", str(out)],
     }[command]
-    one_line_error(triune(*args), str(out), f"({blocker} is not a directory)")
+    cause = {  # build-dataset claims its directory (triune_data.outdir), the others probe the path
+        "build-dataset": "a part of the path is a file, not a directory",
+    }.get(command, f"({blocker} is not a directory)")
+    one_line_error(triune(*args), str(out), cause)
     res = triune("score", "--items", str(items), "--out", str(tmp_path))  # a directory, not a file
     one_line_error(res, str(tmp_path), "(it is a directory)")
 

@@ -28,8 +28,8 @@ import functools
 import hmac
 import logging
 import os
-import socket
 import resource
+import socket
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
