@@ -1,0 +1,16 @@
+"""`triune filter`: rule filters, dedup and contamination, caps and mixing, difficulty curation.
+
+Importing this package registers every built-in filter (one module each); `base` has the unit.
+"""
+
+from triune_data.filters.base import (
+    Context,
+    Filter,
+    Verdict,
+    filter_names,
+    filter_reasons,
+    get_filter,
+    register_filter,
+)
+
+__all__ = ["Context", "Filter", "Verdict", "filter_names", "filter_reasons", "get_filter", "register_filter"]
