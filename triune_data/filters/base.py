@@ -113,10 +113,10 @@ class Filter(BaseModel):
     columns: ClassVar[tuple[str, ...]] = ()  # sample columns `apply` reads
 
     tasks: list[Task] | None = Field(
-        None, description="Only rows of these tasks (default: the filter's own)."
+        default=None, description="Only rows of these tasks (default: the filter's own)."
     )
     data_sources: list[str] | None = Field(
-        None, description="Only rows of these data sources (default: all)."
+        default=None, description="Only rows of these data sources (default: all)."
     )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
