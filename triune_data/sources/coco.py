@@ -241,7 +241,7 @@ class _AnnotationIndex:
         entry = self._by_image.get(iid)
         if entry is None:
             return []
-        if type(entry) is list:
+        if isinstance(entry, list):
             return entry
         return [(a, c, [x, y, w, h], crowd, i) for a, c, x, y, w, h, crowd, i in _PACKED.iter_unpack(entry)]
 

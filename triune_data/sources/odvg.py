@@ -96,7 +96,8 @@ def _items(block: dict, key: str) -> list:
 
 
 def _detection(oid: str, block: dict, labels: dict[str, str]) -> Unit:
-    boxes, order = [], {}
+    boxes: list[DraftBox] = []
+    order: dict[str, int] = {}  # category names in first-seen order
     for i, inst in enumerate(_items(block, "instances")):
         name = inst.get("category")
         if name is None:
