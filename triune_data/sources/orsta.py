@@ -1,6 +1,6 @@
 """`orsta`: Orsta-Data-47k (V-Triune) and plain verl parquet rows -> triune samples.
 
-Row format (vtriune.md §1.1, §1.3): `data_source`, `prompt` (chat messages with `<image>`
+Row format (paper §3.1, Fig. 3, and the Orsta-Data-47k card; docs/vtriune.md §1): `data_source`, `prompt` (chat messages with `<image>`
 placeholders), `images` (`{bytes, path}`), `ability`, `reward_model` (V-Triune: `answer`,
 `ground_truth`, `accuracy_ratio`, `format_ratio`, `verifier`, `verifier_parm`; plain verl: `style`,
 `ground_truth`) and `extra_info` (`id`, `image_path` / `index`, `answer`, `question`, `split`).

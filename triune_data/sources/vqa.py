@@ -9,7 +9,7 @@ folder), a list of paths, HF `{"bytes", "path"}` dicts or raw bytes. The id is t
 else the row's position (`row<n>`, `line<n>`) or the JSON object's key.
 
 A row is multiple-choice when its `options` value is a non-empty list. V-Triune drops those
-(vtriune.md §6.2: easy to hack by guessing), so `mcq: drop` is the default (reject
+(paper §5.1.1.1: easy to hack by guessing), so `mcq: drop` is the default (reject
 `multiple_choice`). `keep` makes an `mcq` sample: pool `mcq` (fields `question`, `options` as
 "A. x" lines), ground truth the correct letter, `verifier_params={"options": [...]}`. `as_math`
 asks the question open-ended (options not shown) with the correct option's text as ground truth;

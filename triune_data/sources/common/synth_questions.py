@@ -5,7 +5,7 @@ chart (a bar chart), puzzle (number sequences, row-rule grids, polygon side coun
 (thermometer, ruler, series circuit, lever). Each function draws every number it uses from the
 sample's own `rng` and computes the answer from those numbers, never from text. Answers are
 integers, decimals or `\\frac{a}{b}` in lowest terms: short, bracket-free strings that math-verify
-compares exactly (V-Triune's rule filter keeps only such answers, vtriune.md §6.2).
+compares exactly (V-Triune's rule filter keeps only such answers, paper §5.1.1.1).
 
 The Aileron font Pillow embeds has no ×, ÷, − or Ω, so expressions use `*`, `/`, `-` and "ohm".
 """

@@ -1,6 +1,6 @@
 """Parsing the boxes of a box answer (or a ground-truth string), for `detection` and `grounding`.
 
-V-Triune (`det_helper.extract_bbox`, vtriune.md §2.3) rewrites the answer with string
+V-Triune (`det_helper.extract_bbox`, docs/vtriune.md §3) rewrites the answer with string
 replacements and calls `json.loads`, so one stray quote loses every box. `parse_boxes` is instead a
 lenient single-pass tokenizer with an explicit stack (no recursion, no `eval`), linear in the text
 and bounded in work (`TOKENS_PER_BOX` tokens per allowed box, `MAX_DEPTH` levels of nesting,

@@ -2,7 +2,7 @@
 
 V-Triune scores a sample's mAP by building a one-image COCO ground truth (categories = the GT
 labels), dropping predictions whose label is not a GT label, giving every prediction score 1.0 and
-reading `stats[0:3]` (AP@[.5:.95], AP50, AP75) from pycocotools (vtriune.md §3.3). Building COCO
+reading `stats[0:3]` (AP@[.5:.95], AP50, AP75) from pycocotools (docs/vtriune.md §5). Building COCO
 objects per sample costs milliseconds and prints; this module computes the same numbers directly:
 
 - per category, detections sorted by score with a STABLE sort (pycocotools sorts ``-score`` with
