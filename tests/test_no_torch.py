@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,15 @@ def test_training_commands_name_the_extra(tmp_path: Path, command: str) -> None:
     assert len(line.splitlines()) == 1 and "Traceback" not in line, line
     assert f"`triune {command}` needs the training extra" in line
     assert "pip install 'triune[train]'" in line
+
+
+def test_dependencies_leave_torch_to_the_train_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> dict[str, str]:
+        return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower(): r for r in reqs}
+
+    base, train = names(project["dependencies"]), names(project["optional-dependencies"]["train"])
+    assert not {"torch", "transformers"} & set(base), base
+    assert train["torch"] == "torch==2.13.0" and train["transformers"].startswith("transformers>=5")
+    assert "<1" in base["typer"]  # capped below its next major
