@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from triune_data.errors import TriuneError, TriuneInternalError
@@ -384,6 +385,24 @@ def score_cmd(
 # ----------------------------------------------------------------------------------------------
 # Training
 
+# What the `train` extra installs; the data and reward commands import none of it.
+TRAIN_EXTRA = ("torch", "transformers", "tensorboardX", "matplotlib")
+
+
+@contextmanager
+def _train_extra(command: str) -> Iterator[None]:
+    """Turn a missing training dependency into one line that says which extra to install."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in TRAIN_EXTRA:
+            raise
+        raise TriuneError(
+            f"`triune {command}` needs the training extra ({missing} is not installed): "
+            "pip install 'triune[train]'"
+        ) from exc
+
 
 @app.command(
     "train",
@@ -403,11 +422,12 @@ def train_cmd(
     ] = None,
 ) -> None:
     """GRPO-train the policy of RECIPE; metrics per data_source go to OUT/metrics.jsonl."""
-    from triune_train.config import load_train_config
-    from triune_train.loop import train
+    with _train_extra("train"):
+        from triune_train.config import load_train_config
+        from triune_train.loop import train
 
-    cfg = load_train_config(recipe, overrides or [])
-    result = train(cfg, out, resume=resume, echo=lambda line: out_console.print(line, highlight=False))
+        cfg = load_train_config(recipe, overrides or [])
+        result = train(cfg, out, resume=resume, echo=lambda line: out_console.print(line, highlight=False))
     last = result.checkpoint.name if result.checkpoint else "none"
     out_console.print(f"done: {result.step} steps in {result.run}, last checkpoint {last}")
 
@@ -445,13 +465,14 @@ def eval_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Complete and score a split: OUT/completions.jsonl, results.jsonl, summary.json, per data_source."""
-    from triune_train.eval import eval_model
+    with _train_extra("eval"):
+        from triune_train.eval import eval_model
 
-    summary = eval_model(
-        model, data, out, split=split, num_samples=num_samples, temperature=temperature,
-        max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, max_per_source=max_per_source,
-        server_urls=server or [], workers=workers, seed=seed,
-    )  # fmt: skip
+        summary = eval_model(
+            model, data, out, split=split, num_samples=num_samples, temperature=temperature,
+            max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, max_per_source=max_per_source,
+            server_urls=server or [], workers=workers, seed=seed,
+        )  # fmt: skip
     if json_out:
         _print_json(summary)
         return
@@ -473,9 +494,10 @@ def report_cmd(
     run: Annotated[Path, typer.Argument(help="A run directory written by `triune train`.")],
 ) -> None:
     """Write RUN/report.html with plots per data_source (readable offline)."""
-    from triune_train.report import write_report
+    with _train_extra("report"):
+        from triune_train.report import write_report
 
-    out_console.print(str(write_report(run)))
+        out_console.print(str(write_report(run)))
 
 
 def _fmt(v: float | None) -> str:
@@ -525,14 +547,17 @@ def main() -> None:
     except TriuneError as exc:  # the user's to fix
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {_one_line(exc)} {DEBUG_HINT}", highlight=False, soft_wrap=True)
+        # escape: a message is text, not markup ("pip install 'triune[train]'" keeps its brackets)
+        err_console.print(
+            f"[red]error:[/] {escape(_one_line(exc))} {DEBUG_HINT}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except OSError as exc:  # the machine's: a file, a disk, a port no seam named
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(
-            f"[red]error:[/] {where}{_one_line(exc.strerror or exc)} {DEBUG_HINT}",
+            f"[red]error:[/] {escape(where + _one_line(exc.strerror or exc))} {DEBUG_HINT}",
             highlight=False,
             soft_wrap=True,
         )
@@ -542,7 +567,7 @@ def main() -> None:
             raise
         kind = "" if isinstance(exc, TriuneInternalError) else f"{type(exc).__name__}: "
         err_console.print(
-            f"[red]internal error:[/] {kind}{_one_line(exc)}; this is a bug in triune, please report it "
+            f"[red]internal error:[/] {escape(kind + _one_line(exc))}; this is a bug in triune, please report it "
             "with the output of the same command run with TRIUNE_DEBUG=1",
             highlight=False,
             soft_wrap=True,

@@ -1,6 +1,6 @@
 """V-Triune's reward judge and client, re-created from their description for `reward_bench.py`.
 
-Written for the benchmark from the description in vtriune.md §2.1–2.3 and §3 (no V-Triune code is
+Written for the benchmark from the description in docs/vtriune.md §2–5 (no V-Triune code is
 copied), keeping everything that costs time:
 
 - server: FastAPI, open CORS, ``POST /judge`` with ONE sample, a pydantic `Payload` whose verifier

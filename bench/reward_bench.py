@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/reward_bench.py [--items 10000] [--seed 0] [--workers 2]
 
-A seeded batch shaped like GRPO steps in V-Triune's proportions (vtriune.md §6.1: 27.1K reasoning to
+A seeded batch shaped like GRPO steps in V-Triune's proportions (paper §5.1.1: 27.1K reasoning to
 20.6K perception rows), 8 rollouts a prompt. Math: Orsta-style golds (integers, units, fractions,
 percentages, roots, π, degrees, OCR words), closeform and freeform completions, right and wrong, some
 unboxed, cut off or hedging. Detection: 1–8 gold boxes on images of real sizes, Qwen2.5-VL answers
@@ -183,7 +183,7 @@ def to_item(s: dict) -> ScoreItem:
 
 
 def to_payload(s: dict) -> dict:
-    """(b): V-Triune's request body, verifier params as a JSON string (vtriune.md §1.2)."""
+    """(b): V-Triune's request body, verifier params as a JSON string (docs/vtriune.md §2)."""
     math_row = s["kind"] == "math"
     parm = {"is_training": True, "step": s["step"], "total_steps": TOTAL_STEPS}
     parm |= {"image_path": [f"images/{s['pid']}.jpg"], "image_grid_thw": [[1, 476, 644]]}
@@ -223,7 +223,7 @@ def _process_tree(pid: int) -> tuple[float, str]:
 @contextlib.contextmanager
 def serving(module_args: list[str], health_url: str) -> Iterator[subprocess.Popen]:
     log = tempfile.TemporaryFile()  # noqa: SIM115  (V-Triune logs ~30 % of its requests)
-    env = {**os.environ, "DET_IOU_THRESHOLD": "dynamic"}  # the fixed V-Triune launch (vtriune.md §2.1)
+    env = {**os.environ, "DET_IOU_THRESHOLD": "dynamic"}  # the fixed V-Triune launch (docs/vtriune.md §8)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])  # cli.py
     proc = subprocess.Popen(
         [sys.executable, "-m", *module_args], stdout=log, stderr=log, env=env, start_new_session=True

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv in the project root and install triune with CPU torch pinned (stack.md: install
-# torch==2.13.0 first, or a later requirement may pull a multi-GB CUDA build). Idempotent: a stamp
+# Create .venv in the project root and install triune with every extra the tests need
+# (`.[dev,train]`). torch==2.13.0 goes first, on its own: installed later, a requirement that
+# names torch loosely may pull a multi-GB CUDA build (docs/cpu-stack.md). Idempotent: a stamp
 # of pyproject.toml skips the install when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -77,6 +77,16 @@ def _lineage(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def _loading(manifest: Manifest) -> str:
+    """How to load the data, true as written both in the built folder and on the Hub (no placeholder)."""
+    example = next(iter(sorted(manifest.sources)), None)
+    one = f' (e.g. `"{example}"`)' if example else ""
+    return (
+        "Load it with `datasets.load_dataset` on this repository's id, or on the folder it was built in: "
+        f"the data_source as config name{one} for one source, the default config for all."
+    )
+
+
 def render_card(manifest: Manifest) -> str:
     """The card's text: YAML front matter (configs, features) and a per-source summary."""
     licenses = sorted({lic for s in manifest.sources.values() for lic in s.licenses})
@@ -108,7 +118,7 @@ pixels (x1, y1, x2, y2) of the stored image.
 
 {_lineage(manifest)}{chr(10).join(rows)}
 
-Load one source with `datasets.load_dataset(PATH, "<data_source>")`, or all with the default config.
+{_loading(manifest)}
 `manifest.json` lists every file with its sha256; `rejects/` holds every rejected record with its reason.
 """
     return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000) + "---\n\n" + body

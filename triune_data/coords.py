@@ -18,7 +18,7 @@ frame          meaning                                                       use
 Sizes are (width, height). Without a model input size the model input is the stored image, so
 ``pixel`` is the identity. Conversion is in float and never rounds: V-Triune truncated normalised
 boxes with ``int()``, which cost about one unit per side and made τ = 0.99 stricter than intended
-(vtriune.md §3.4).
+(docs/vtriune.md §5, §8).
 
 `smart_resize` reproduces Qwen2-VL/Qwen2.5-VL's resize rule, so callers can compute the model input
 size the processor will produce (`resized_size` gives it as (width, height)).

@@ -1,7 +1,7 @@
 """Image checks that read headers, not pixels.
 
 A converter that passes encoded bytes through is bound by I/O; one that decodes is bound by decode
-(stack.md: ~1,600 JPEG decodes a second per core against GB/s for bytes). So by default we read the
+(docs/cpu-stack.md: ~1,600 JPEG decodes a second per core against GB/s for bytes). So by default we read the
 format and size from the header and check that the file is complete (end marker present), and
 decode only when the recipe asks for `check: decode`.
 """

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from triune_data.errors import TriuneInternalError
 from triune_data.manifest import FileEntry, read_manifest
 from triune_data.rejects import REJECT_REASONS
 from triune_data.writer import read_rejects, read_shard
@@ -24,7 +25,7 @@ def _scan(root: Path, files: list[FileEntry]) -> pl.DataFrame:
     frames = []
     for f in files:
         table = read_shard(root / f.path, columns=_COLUMNS)
-        frames.append(pl.from_arrow(table))
+        frames.append(pl.DataFrame(table))
     if not frames:
         return pl.DataFrame()
     df = pl.concat(frames)
@@ -49,7 +50,7 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
     root = Path(path)
     manifest = read_manifest(root)
     df = _scan(root, manifest.files)
-    rejects = pl.from_arrow(read_rejects(root))
+    rejects = pl.DataFrame(read_rejects(root))
     sources: dict[str, Any] = {}
     problems: list[str] = []
     for name, info in sorted(manifest.sources.items()):
@@ -98,9 +99,16 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
 
 def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]:
     """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
-    known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}  # type: ignore[index]
+    known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}
     return known, sorted(r for r in counts if r not in REJECT_REASONS)
 
 
 def _summary(s: pl.Series) -> dict[str, float]:
-    return {"min": float(s.min()), "median": float(s.median()), "max": float(s.max())}
+    return {"min": _number(s.min()), "median": _number(s.median()), "max": _number(s.max())}
+
+
+def _number(value: object) -> float:
+    """A statistic of a non-empty numeric column is a number; anything else is our bug."""
+    if isinstance(value, int | float):
+        return float(value)
+    raise TriuneInternalError(f"expected a number, got {value!r}")

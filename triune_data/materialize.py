@@ -251,7 +251,7 @@ def materialize(draft: Draft, run: SourceRun, opts: MaterializeOptions) -> Sampl
         id=f"{run.data_source}/{draft.id}",
         data_source=run.data_source,
         task=draft.task,  # type: ignore[arg-type]
-        category=TASK_CATEGORY[draft.task],  # type: ignore[arg-type]
+        category=TASK_CATEGORY[draft.task],
         split=run.split,
         images=images,
         image_sizes=sizes,

@@ -282,13 +282,14 @@ class Producer:
         self.queues: list[multiprocessing.Queue] = []
         if self.workers == 1:
             return
+        mp: multiprocessing.context.BaseContext
         if threading.active_count() == 1:
             mp = multiprocessing.get_context("fork")
         else:
-            mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(
-                ["triune_data.produce", "triune_data.sources"]
-            )  # import once, fork many
+            server = multiprocessing.get_context("forkserver")
+            # import once, fork many
+            server.set_forkserver_preload(["triune_data.produce", "triune_data.sources"])
+            mp = server
         for w in range(1, self.workers):  # producer 0 is this process
             out = mp.Queue(maxsize=2)  # bounded: flat memory
             proc = mp.Process(

@@ -1,4 +1,4 @@
-"""Per-task defaults, following V-Triune's released data (vtriune.md §1.3, §9).
+"""Per-task defaults, following V-Triune's released data (the Orsta-Data-47k rows, docs/vtriune.md §1).
 
 Reasoning, OCR and counting rows: accuracy 1.0, format 0.0. Detection and grounding rows: 1.0 and
 0.1. V-Triune scored counting and OCR with math-verify; triune has dedicated verifiers for them.

@@ -120,7 +120,7 @@ def latest_checkpoint(run: str | Path) -> Path | None:
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) generator states, in a form torch.load(weights_only) reads."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": _listify(random.getstate()),
         "numpy": [kind, torch.from_numpy(np.asarray(keys).copy()), pos, has_gauss, cached],

@@ -167,7 +167,7 @@ def train(
                 seed=cfg.seed,
             )
             write_eval(run / "eval" / f"step-{step:06d}", result)
-            logger.log(step, {**result.metrics, "timing/eval": time.perf_counter() - t0})  # type: ignore[union-attr]
+            logger.log(step, {**result.metrics, "timing/eval": time.perf_counter() - t0})
             mean = result.metrics.get(f"{cfg.eval.split}/all/reward", math.nan)
             say(
                 f"eval  step {step}: {cfg.eval.split} reward {mean:.3f} over {len(result.records)} completions"
@@ -179,7 +179,7 @@ def train(
                      "counters": dict(counters)}  # fmt: skip
             path = save_checkpoint(run, step, model=policy.model, processor=policy.processor, optimizer=optimizer,
                                    scheduler=scheduler, state=state, keep=cfg.checkpoint.keep)  # fmt: skip
-            logger.log(step, {"timing/checkpoint": time.perf_counter() - t0})  # type: ignore[union-attr]
+            logger.log(step, {"timing/checkpoint": time.perf_counter() - t0})
             say(f"saved {path}")
 
         if start == 0 and eval_samples and cfg.eval.before_train:

@@ -24,3 +24,11 @@ def test_card_declares_a_config_per_source_plus_default(small_dataset):
 
 def test_features_yaml_is_what_datasets_writes():
     assert features_yaml() == hf_features()._to_yaml_list()
+
+
+def test_card_body_has_no_placeholder(small_dataset):
+    """The card is pushed as built: every sentence must hold on the Hub too, no PATH/TODO to fill."""
+    body = (small_dataset / "README.md").read_text().split("---\n", 2)[2]
+    for placeholder in ("PATH", "TODO", "example.com", "<data_source>", "http://", "https://"):
+        assert placeholder not in body, placeholder
+    assert 'the data_source as config name (e.g. `"synth_count"`) for one source' in body

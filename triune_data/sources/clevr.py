@@ -1,6 +1,6 @@
 """`clevr`: CLEVR-style counting questions -> counting samples.
 
-V-Triune's counting data is CLEVR in its Reason-RFT version (vtriune.md §6.1). Two layouts:
+V-Triune's counting data is CLEVR in its Reason-RFT version (paper §5.1.1). Two layouts:
 
 - `clevr`: `CLEVR_<split>_questions.json`, `{"info": {...}, "questions": [{"image_index",
   "image_filename", "question", "answer", "question_index", "program", ...}]}`. CLEVR also asks

@@ -1,6 +1,6 @@
 """`coco`: COCO instances JSON + an image folder -> detection or counting samples.
 
-V-Triune's detection data has two prompt shapes (vtriune.md §6.2, §6.4): *multi-box* samples keep
+V-Triune's detection data has two prompt shapes (paper §5.1.1.1, Fig. 10): *multi-box* samples keep
 the original annotations and list every category of the image; *single-box* samples ask for one
 category. "Keep one box per category" is read as one *category* per sample with all its boxes:
 keeping one instance while the prompt asks for all of them would punish correct detections.
@@ -241,7 +241,7 @@ class _AnnotationIndex:
         entry = self._by_image.get(iid)
         if entry is None:
             return []
-        if type(entry) is list:
+        if isinstance(entry, list):
             return entry
         return [(a, c, [x, y, w, h], crowd, i) for a, c, x, y, w, h, crowd, i in _PACKED.iter_unpack(entry)]
 

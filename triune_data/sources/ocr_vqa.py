@@ -1,7 +1,7 @@
 """`ocr_vqa`: text-reading VQA (TextVQA, EST-VQA style) -> ocr samples.
 
-V-Triune's OCR data is English OCR QA from LLaVA-OneVision and EST-VQA (vtriune.md §6.1); its
-rule filter keeps English only and answers math-verify can check (§6.2). Layouts (`format`):
+V-Triune's OCR data is English OCR QA from LLaVA-OneVision and EST-VQA (paper §5.1.1); its
+rule filter keeps English only and answers math-verify can check (paper §5.1.1.1). Layouts (`format`):
 
 - `textvqa`: `{"dataset_name", "dataset_version", "data": [{"question_id", "image_id",
   "question", "answers": [10 human answers], ...}]}`; the image is `<images>/<image_id>.jpg`, the id

@@ -10,7 +10,7 @@ Each line is one image: `{"filename", "height", "width", "detection": {"instance
 - vg row -> one grounding sample per distinct phrase (pool `grounding`), id `<filename>-<k>`,
   holding every region of that phrase: GRIT-style rows can give one phrase several boxes, and
   asking for it with one box would mark the others wrong. The caption is not put in the prompt:
-  V-Triune's grounding prompts carry the phrase alone (vtriune.md §6.4), and a caption naming
+  V-Triune's grounding prompts carry the phrase alone (paper Fig. 10), and a caption naming
   other objects makes the request less clear, not more.
 
 A row that is not an object, has no usable filename or a malformed instance/region is one reject
@@ -96,7 +96,8 @@ def _items(block: dict, key: str) -> list:
 
 
 def _detection(oid: str, block: dict, labels: dict[str, str]) -> Unit:
-    boxes, order = [], {}
+    boxes: list[DraftBox] = []
+    order: dict[str, int] = {}  # category names in first-seen order
     for i, inst in enumerate(_items(block, "instances")):
         name = inst.get("category")
         if name is None:

@@ -1,6 +1,6 @@
 """`orsta`: Orsta-Data-47k (V-Triune) and plain verl parquet rows -> triune samples.
 
-Row format (vtriune.md §1.1, §1.3): `data_source`, `prompt` (chat messages with `<image>`
+Row format (paper §3.1, Fig. 3, and the Orsta-Data-47k card; docs/vtriune.md §1): `data_source`, `prompt` (chat messages with `<image>`
 placeholders), `images` (`{bytes, path}`), `ability`, `reward_model` (V-Triune: `answer`,
 `ground_truth`, `accuracy_ratio`, `format_ratio`, `verifier`, `verifier_parm`; plain verl: `style`,
 `ground_truth`) and `extra_info` (`id`, `image_path` / `index`, `answer`, `question`, `split`).
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ def _messages(value: Any) -> list[Message]:
     return [Message(role=r, content=c) for r, c in msgs]
 
 
-def _task(rec: dict, verifier: Any, task_map: dict[str, str]) -> str:
+def _task(rec: dict, verifier: Any, task_map: Mapping[str, str]) -> str:
     source, ability = rec.get("data_source"), rec.get("ability")
     for key in (source, ability):
         if isinstance(key, str) and key in task_map:
@@ -193,20 +193,23 @@ def _draft(rec: Any, did: str, oid: str, root: Path, opts: OrstaOptions, ctx: So
     if gt is None or (isinstance(gt, str) and not gt.strip()):
         raise BadRecord("missing_answer", "no ground_truth")
     gt = text(gt, "ground_truth")
-    weights = dict(accuracy_weight=_ratio(rm.get("accuracy_ratio"), "accuracy_ratio"))
-    weights["format_weight"] = _ratio(rm.get("format_ratio"), "format_ratio")
+    acc = _ratio(rm.get("accuracy_ratio"), "accuracy_ratio")
+    fmt = _ratio(rm.get("format_ratio"), "format_ratio")
     if box:  # answer "": the pipeline writes it from the boxes, in the canonical frame
         params = _box_params(rm.get("verifier_parm"))
-        spec = dict(boxes=parse_boxes(gt), box_frame="norm1000", verifier_params=params)
-        return Draft(did, task, prompt, "", "", images, oid, **spec, **weights)
+        return Draft(
+            did, task, prompt, "", "", images, oid, boxes=parse_boxes(gt), box_frame="norm1000",
+            verifier_params=params, accuracy_weight=acc, format_weight=fmt,
+        )  # fmt: skip
     truth = unbox(gt)
-    extra = rec.get("extra_info") if isinstance(rec.get("extra_info"), dict) else {}
+    extra_info = rec.get("extra_info")
+    extra: dict[str, Any] = extra_info if isinstance(extra_info, dict) else {}
     raw = [
         a for a in (rm.get("answer"), extra.get("answer")) if number(a) or (isinstance(a, str) and a.strip())
     ]
     first = raw[0] if raw else None
     answer = truth if first is None else first if isinstance(first, str) else number_text(first, "answer")
-    return Draft(did, task, prompt, answer, truth, images, oid, **weights)
+    return Draft(did, task, prompt, answer, truth, images, oid, accuracy_weight=acc, format_weight=fmt)
 
 
 @register_source("orsta", options=OrstaOptions, tasks=tuple(TASKS))

@@ -1,6 +1,6 @@
 """`refcoco`: referring expressions (RefCOCO-style JSON or JSONL) -> grounding samples.
 
-V-Triune's grounding data (D³, vtriune.md §6.1) pairs one phrase with its box; the public REC sets
+V-Triune's grounding data (D³, paper §5.1.1) pairs one phrase with its box; the public REC sets
 come in a few shapes, all read here through configurable key lists:
 
 - VLM-R1 REC JSON, a list of `{"image": "train2014/COCO_train2014_....jpg", "problem" /

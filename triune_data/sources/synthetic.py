@@ -273,7 +273,7 @@ def read_synthetic(opts: SyntheticOptions, ctx: SourceContext) -> Iterator[Draft
         yield Draft(
             id=sid,
             task=opts.task,
-            prompt=ctx.prompt(scene.pool, sid, **scene.fields),
+            prompt=ctx.prompt(scene.pool, sid, num_images=1, **scene.fields),
             answer=scene.answer,
             ground_truth=scene.answer,
             images=[image],

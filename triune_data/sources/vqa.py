@@ -9,7 +9,7 @@ folder), a list of paths, HF `{"bytes", "path"}` dicts or raw bytes. The id is t
 else the row's position (`row<n>`, `line<n>`) or the JSON object's key.
 
 A row is multiple-choice when its `options` value is a non-empty list. V-Triune drops those
-(vtriune.md §6.2: easy to hack by guessing), so `mcq: drop` is the default (reject
+(paper §5.1.1.1: easy to hack by guessing), so `mcq: drop` is the default (reject
 `multiple_choice`). `keep` makes an `mcq` sample: pool `mcq` (fields `question`, `options` as
 "A. x" lines), ground truth the correct letter, `verifier_params={"options": [...]}`. `as_math`
 asks the question open-ended (options not shown) with the correct option's text as ground truth;
@@ -113,7 +113,10 @@ class _Vqa:
         answer = _scalar(lookup(rec, c.answer), "answer")
         options = self.options(lookup(rec, c.options))
         did = row.key
-        verifier, params, pool, fields = None, {}, opts.task, {"question": question}
+        verifier: str | None = None
+        params: dict[str, Any] = {}
+        pool: str = opts.task  # the prompt pool: the task's, or "mcq"
+        fields = {"question": question}
         if options:
             if opts.mcq == "drop":
                 raise BadRecord("multiple_choice", f"{len(options)} options (mcq: drop)")
@@ -127,8 +130,10 @@ class _Vqa:
         # A question carrying its own placeholders keeps them where they are (no prefix added).
         n = 0 if IMAGE_PLACEHOLDER in question else len(images)
         prompt = self.ctx.prompt(pool, did, num_images=n, **fields)
-        spec = dict(verifier=verifier, verifier_params=params, file=self.file(row.file))
-        return Draft(did, opts.task, prompt, answer, answer, images, did, **spec)
+        return Draft(
+            did, opts.task, prompt, answer, answer, images, did, verifier=verifier, verifier_params=params,
+            file=self.file(row.file),
+        )  # fmt: skip
 
     def options(self, value: Any) -> list[str]:
         if value is None or value == []:

@@ -1,4 +1,4 @@
-"""`detection`: V-Triune's detection reward (vtriune.md §3), with the dynamic IoU threshold.
+"""`detection`: V-Triune's detection reward (paper §3.4; docs/vtriune.md §5), with the dynamic IoU threshold.
 
 accuracy = Σ_k w_k·term_k / Σ_k w_k over the terms of `BoxWeights`, where the IoU term is
 ``size_penalty · ((1 − c)·mean_iou + c·completeness)`` at the threshold τ of the training progress

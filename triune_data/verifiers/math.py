@@ -1,6 +1,6 @@
 """`math` (alias `mathverify`): symbolic answer checking with math-verify, as V-Triune does it.
 
-V-Triune's MathVerifyVerifier (reward_server/verify.py; vtriune.md §2.3, paper Eq. 3) scores math,
+V-Triune's MathVerifyVerifier (reward_server/verify.py; paper §3.2, Eq. 3; docs/vtriune.md §3) scores math,
 puzzle, science, chart, OCR and counting rows: lower-case completion and gold, parse the gold with
 math-verify's default extraction, parse the completion with LaTeX extraction only (boxed answers
 first, no anchor-free extraction, units normalised), accuracy = ``verify(gold, pred)``. Those are

@@ -1,7 +1,7 @@
 """`mcq`: multiple choice, answered by option label ("B") or by option text.
 
 V-Triune has no multiple-choice verifier: it drops MC and true/false questions because they are
-easy to hack (vtriune.md §6.2). This verifier makes them usable with one anti-hacking rule: an
+easy to hack (paper §5.1.1.1). This verifier makes them usable with one anti-hacking rule: an
 answer that names more than one option ("A or B", "A, B, C, D") scores 0.
 
 Params: `options` (2 to 26 distinct option texts, in order) and optional `labels` (default A, B,

@@ -1,7 +1,7 @@
 """`ocr`: normalised exact match against any accepted answer, with ANLS as a component.
 
 V-Triune scores OCR QA (LLaVA-OV OCR, EST-VQA) with its math verifier, so its OCR labels had to be
-math_verify-verifiable (vtriune.md §6.2). This verifier compares text as text: TextVQA/EST-VQA
+math_verify-verifiable (paper §5.1.1.1). This verifier compares text as text: TextVQA/EST-VQA
 style answers ("STOP", "Coca-Cola", "555-1234") against the ground truth plus `alternatives`.
 
 Answer extraction: the first closed ``<answer>`` block, else the text after ``</think>`` (the whole

@@ -39,6 +39,7 @@ from triune_data.errors import TriuneError, UnknownVerifierError
 from triune_data.verifiers import RewardResult, get_verifier, score
 from triune_data.verifiers.base import STATUSES, Status
 from triune_data.verifiers.common.wire import item_from_reward_spec
+from triune_train.models.families import FAMILIES, Family
 
 log = logging.getLogger("triune.integrations")
 
@@ -50,34 +51,9 @@ class IntegrationError(TriuneError):
     """A reward function set up wrongly for the data it is given (one line says what to set)."""
 
 
-# ----------------------------------------------------------------------------------------------
-# Model families. The fields are named as in `triune_train.models.families.Family`; pixel limits
-# are those of the released checkpoints' preprocessor_config.json.
+# Model families (box frame, patch and merge size, pixel limits) come from the one table in
+# `triune_train.models.families`, which imports no torch or transformers at module level.
 
-
-@dataclass(frozen=True)
-class ModelFamily:
-    name: str
-    box_frame: Frame
-    patch_size: int
-    merge_size: int
-    min_pixels: int
-    max_pixels: int
-
-    @property
-    def factor(self) -> int:
-        """Image sides are multiples of this (one merged token covers factor × factor pixels)."""
-        return self.patch_size * self.merge_size
-
-
-FAMILIES: dict[str, ModelFamily] = {
-    f.name: f
-    for f in (
-        ModelFamily("qwen2_vl", "norm1000", 14, 2, 56 * 56, 28 * 28 * 16384),
-        ModelFamily("qwen2_5_vl", "pixel", 14, 2, 56 * 56, 28 * 28 * 16384),
-        ModelFamily("qwen3_vl", "norm1000", 16, 2, 256 * 256, 32 * 32 * 16384),
-    )
-}
 
 Framework: TypeAlias = Literal["verl", "easyr1", "trl"]
 OnError: TypeAlias = Literal["count", "raise"]
@@ -147,7 +123,7 @@ class Settings:
     step: int | None = None  # a fixed step (evaluation, or a fixed schedule point)
     train_splits: tuple[str, ...] = ("train",)
     on_error: OnError = "count"
-    family: ModelFamily | None = field(default=None, repr=False)
+    family: Family | None = field(default=None, repr=False)
 
     @classmethod
     def from_kwargs(cls, framework: Framework, kwargs: Mapping[str, Any]) -> Settings:
@@ -451,7 +427,6 @@ def reset() -> None:
 __all__ = [
     "FAMILIES",
     "IntegrationError",
-    "ModelFamily",
     "Settings",
     "StepClock",
     "easyr1_image_size",

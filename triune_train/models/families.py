@@ -55,12 +55,21 @@ class Family:
     box_frame: Frame
     patch_size: int
     merge_size: int
+    # the pixel limits of the released checkpoints' preprocessor_config.json (what a framework's
+    # processor uses unless told otherwise)
+    min_pixels: int
+    max_pixels: int
     default_system: str | None  # the system turn the family's chat template adds when none is given
     _module: str  # transformers module with the classes below
     _model_class: str
     _processor_class: str
     _vision_tower_classes: tuple[str, ...]
     _connector_classes: tuple[str, ...]
+
+    @property
+    def factor(self) -> int:
+        """Image sides are multiples of this (one merged token covers factor × factor pixels)."""
+        return self.patch_size * self.merge_size
 
     def _classes(self, names: tuple[str, ...]) -> tuple[type, ...]:
         module = importlib.import_module(self._module)
@@ -99,6 +108,8 @@ FAMILIES: dict[str, Family] = {
             box_frame="norm1000",
             patch_size=14,
             merge_size=2,
+            min_pixels=56 * 56,
+            max_pixels=28 * 28 * 16384,
             default_system="You are a helpful assistant.",
             _module="transformers.models.qwen2_vl.modeling_qwen2_vl",
             _model_class="Qwen2VLForConditionalGeneration",
@@ -112,6 +123,8 @@ FAMILIES: dict[str, Family] = {
             box_frame="pixel",
             patch_size=14,
             merge_size=2,
+            min_pixels=56 * 56,
+            max_pixels=28 * 28 * 16384,
             default_system="You are a helpful assistant.",
             _module="transformers.models.qwen2_5_vl.modeling_qwen2_5_vl",
             _model_class="Qwen2_5_VLForConditionalGeneration",
@@ -125,6 +138,8 @@ FAMILIES: dict[str, Family] = {
             box_frame="norm1000",
             patch_size=16,
             merge_size=2,
+            min_pixels=256 * 256,
+            max_pixels=32 * 32 * 16384,
             default_system=None,
             _module="transformers.models.qwen3_vl.modeling_qwen3_vl",
             _model_class="Qwen3VLForConditionalGeneration",

@@ -4,7 +4,7 @@ Both have the same interface (`RewardBackend`): ``await ascore(items)`` / ``scor
 one `RewardResult` per item, in order; items are `ScoreItem`s or dicts of the protocol's Item
 fields. An item that cannot be sent (invalid fields) gets status error; nothing is a silent 0.
 
-`RewardClient` improves on V-Triune's client (vtriune.md §2.2: one request per sample, random
+`RewardClient` improves on V-Triune's client (docs/vtriune.md §2: one request per sample, random
 server choice, 3 retries with 1 s sleeps, score 0 on failure):
 
 - batches of `batch_size` items, sent concurrently (at most `max_in_flight` per server);

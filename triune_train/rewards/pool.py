@@ -488,27 +488,28 @@ class RewardPool:
         # also needs that item to have run past the limit (it may have just finished).
         t, index, seq = w.progress[_T], int(w.progress[_I]), int(w.progress[_SEQ])
         current = w.inflight.get(seq)
+        job = current.job if current is not None else None  # the job of the item to blame
         bad = current.indices[index] if current is not None and t > 0 and index >= 0 else None
         if killed and bad is not None and time.monotonic() - t < self.timeout_s:
             bad = None
-        if bad is not None and killed:
+        if job is not None and bad is not None and killed:
             msg = f"verifier exceeded the {self.timeout_s:g}s timeout; its worker was killed"
-            log.warning("%s (verifier %r)", msg, _verifier_name(current.job.items[bad]))
-            self._set(current.job, bad, RewardResult.failed("timeout", msg))
+            log.warning("%s (verifier %r)", msg, _verifier_name(job.items[bad]))
+            self._set(job, bad, RewardResult.failed("timeout", msg))
         if not killed and not self._closed:
             self.counts["crashes"] += 1
             log.warning("reward worker %s died (exit code %s)", w.proc.pid, w.proc.exitcode)
-        if bad is not None and not killed:
-            tries = current.job.crashes[bad] = current.job.crashes.get(bad, 0) + 1
+        if job is not None and bad is not None and not killed:
+            tries = job.crashes[bad] = job.crashes.get(bad, 0) + 1
             if tries >= 2:
                 msg = f"worker crashed (exit code {w.proc.exitcode}) while scoring this item, also on retry"
-                self._set(current.job, bad, RewardResult.failed("error", msg))
+                self._set(job, bad, RewardResult.failed("error", msg))
         for chunk in reversed(list(w.inflight.values())):  # back to the front of the queue, in order
             rest = [i for i in chunk.indices if chunk.job.results[i] is None and i != bad]
             if rest:
                 self._pending.appendleft(_Chunk(chunk.job, rest))
-        if bad is not None and current.job.results[bad] is None:
-            self._pending.appendleft(_Chunk(current.job, [bad]))  # the retry runs alone: exact blame
+        if job is not None and bad is not None and job.results[bad] is None:
+            self._pending.appendleft(_Chunk(job, [bad]))  # the retry runs alone: exact blame
         w.inflight.clear()
         w.conn.close()
         self._workers.remove(w)

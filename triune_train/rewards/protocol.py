@@ -1,7 +1,7 @@
 """The reward service's wire protocol: one batch of items in, one result per item out, in order.
 
 ``POST /v1/score`` takes ``{"items": [Item, ...]}`` and answers ``{"results": [Result, ...]}``.
-V-Triune's server (vtriune.md §2.1) scored one sample per request, took verifier params as a JSON
+V-Triune's server (paper §3.2; docs/vtriune.md §2) scored one sample per request, took verifier params as a JSON
 *string* and answered errors with all-zero rewards; here a request is a batch, params are a JSON
 object validated by the verifier, and every failure is a result with ``status`` error/timeout.
 

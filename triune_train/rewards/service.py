@@ -6,7 +6,7 @@ Endpoints (see `protocol`):
 - ``GET /healthz``    status, workers and their pids, queue depth, counters, version;
 - ``GET /metrics``    the same plus ok/not_applicable/error/timeout counts per data_source × verifier.
 
-Deliberate deviations from V-Triune's server (vtriune.md §2.1): one uvicorn process whose pool of
+Deliberate deviations from V-Triune's server (paper §3.2; docs/vtriune.md §2): one uvicorn process whose pool of
 `workers` verifier processes gives the parallelism (V-Triune ran 16 uvicorn workers, each scoring
 one sample per request in its event loop); batches instead of one sample per request; a hard
 per-item timeout; errors reported per item, never as zero rewards; 127.0.0.1 unless told otherwise;

@@ -24,7 +24,7 @@ def image_bytes(size, fmt="JPEG") -> bytes:
 PNG = image_bytes((64, 48), "PNG")
 JPEG_799x533 = image_bytes((799, 533))
 
-# The Orsta-Data-47k features (dataset card; vtriune.md §1.1).
+# The Orsta-Data-47k features (dataset card; docs/vtriune.md §1).
 RATIO = pa.struct(
     [
         (k, pa.float32())
@@ -57,7 +57,7 @@ ORSTA_SCHEMA = pa.schema(
     ]
 )
 
-# The two real rows quoted in vtriune.md §1.3.
+# The two real rows of docs/vtriune.md §1.
 MATH_ROW = {
     "data_source": "mm_math",
     "images": [{"bytes": PNG, "path": "images/51284809.png"}],

@@ -34,7 +34,7 @@ def run(completion, gt=None, *, step=0, total_steps=0, image_size=IMAGE, model_i
     return verify_detection(completion, gt, DetectionParams(**params), ctx)
 
 
-# vtriune.md §3.3, worked examples (c = 0.3): IoU([105,105,300,300], GT) = 195² / 200² = 0.950625
+# docs/vtriune.md §5, worked examples (c = 0.3): IoU([105,105,300,300], GT) = 195² / 200² = 0.950625
 NEAR = 0.7 * 0.950625 + 0.3
 
 

@@ -46,7 +46,7 @@ PLAIN = "The answer is 4."
         # answer_block (V-Triune's detection rule, without its box-parse check)
         (CLOSEFORM, "answer_block", True, 1.0),
         (VLMR1_DET, "answer_block", True, 1.0),
-        (ANSWER_FIRST, "answer_block", True, 0.0),  # vtriune.md §2.3: starting with <answer> scores 0
+        (ANSWER_FIRST, "answer_block", True, 0.0),  # docs/vtriune.md §3: starting with <answer> scores 0
         (ANSWER_FIRST, "answer_block", False, 1.0),
         (TWO_ANSWERS, "answer_block", True, 0.0),  # "\n</answer>" must occur exactly once
         (UNCLOSED, "answer_block", True, 0.0),

@@ -30,7 +30,7 @@ ANGLES = "DE is parallel to BC, so angle CED = 180 - angle C = 180 - 40 = 140."
 @pytest.mark.parametrize(
     ("completion", "gold", "params", "accuracy"),
     [
-        # vtriune.md §2.3 local checks (V-Triune defaults)
+        # docs/vtriune.md §3 local checks (V-Triune defaults)
         (r"\boxed{STOP}", "stop", {}, 1.0),
         (r"The sign reads \boxed{New York}.", "new york", {}, 1.0),
         (r"\boxed{12 cm}", "12", {}, 1.0),

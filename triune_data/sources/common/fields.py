@@ -6,7 +6,7 @@ import math
 import os
 import posixpath
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from triune_data.rejects import RejectReason
 from triune_data.sources.base import ImageFile, SourceContext
@@ -34,7 +34,8 @@ def text(value: Any, what: str) -> str:
 _NUMBERS = frozenset({int, float})  # exact types: JSON true/false are bools, not numbers
 
 
-def number(value: Any) -> bool:
+def number(value: Any) -> TypeGuard[int | float]:
+    """An int or a float, not a bool."""
     return type(value) in _NUMBERS
 
 

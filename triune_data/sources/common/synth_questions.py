@@ -5,7 +5,7 @@ chart (a bar chart), puzzle (number sequences, row-rule grids, polygon side coun
 (thermometer, ruler, series circuit, lever). Each function draws every number it uses from the
 sample's own `rng` and computes the answer from those numbers, never from text. Answers are
 integers, decimals or `\\frac{a}{b}` in lowest terms: short, bracket-free strings that math-verify
-compares exactly (V-Triune's rule filter keeps only such answers, vtriune.md §6.2).
+compares exactly (V-Triune's rule filter keeps only such answers, paper §5.1.1.1).
 
 The Aileron font Pillow embeds has no ×, ÷, − or Ω, so expressions use `*`, `/`, `-` and "ohm".
 """
@@ -154,7 +154,8 @@ def puzzle(rng: random.Random, w: int, h: int) -> Question:
         question = "The numbers follow a pattern. Which number replaces the question mark?"
         return _ask("puzzle", question, seq[miss], render.tile_row(w, h, cells))
     if kind == 1:  # a 3x3 grid whose rows all follow c = a + b, or all c = a * b
-        plus, rows = rng.random() < 0.5, []
+        plus = rng.random() < 0.5
+        rows: list[list[int]] = []
         while len(rows) < 3:
             a, b = rng.randint(2, 30 if plus else 9), rng.randint(2, 30 if plus else 9)
             if a + b != a * b:  # a row that fits both rules would not tell them apart

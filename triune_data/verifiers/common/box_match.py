@@ -1,4 +1,4 @@
-"""Matching predicted boxes to ground-truth boxes (vtriune.md §3.2), for `detection` and `grounding`.
+"""Matching predicted boxes to ground-truth boxes (docs/vtriune.md §5), for `detection` and `grounding`.
 
 At a threshold τ, on the (P, G) IoU matrix (xyxy, touching boxes 0, no +1 pixel convention):
 

@@ -1,6 +1,6 @@
 """Parsing the boxes of a box answer (or a ground-truth string), for `detection` and `grounding`.
 
-V-Triune (`det_helper.extract_bbox`, vtriune.md §2.3) rewrites the answer with string
+V-Triune (`det_helper.extract_bbox`, docs/vtriune.md §3) rewrites the answer with string
 replacements and calls `json.loads`, so one stray quote loses every box. `parse_boxes` is instead a
 lenient single-pass tokenizer with an explicit stack (no recursion, no `eval`), linear in the text
 and bounded in work (`TOKENS_PER_BOX` tokens per allowed box, `MAX_DEPTH` levels of nesting,
@@ -103,14 +103,13 @@ def as_box(value: object) -> tuple[float, float, float, float] | None:
         value = value[0]
     if not isinstance(value, tuple) or len(value) != 4:
         return None
-    box = tuple(map(_coord, value))
-    if None in box:
+    x1, y1, x2, y2 = map(_coord, value)
+    if x1 is None or y1 is None or x2 is None or y2 is None:
         return None
-    x1, y1, x2, y2 = box
     m = MAX_ABS_COORD  # `not <=` also rejects NaN
     if not (abs(x1) <= m and abs(y1) <= m and abs(x2) <= m and abs(y2) <= m):
         return None
-    return box if x1 <= x2 and y1 <= y2 else None  # type: ignore[return-value]
+    return (x1, y1, x2, y2) if x1 <= x2 and y1 <= y2 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +252,7 @@ _SCALARS = (float, str)  # kept as they are; true, false and null become None (`
 
 def _value(x: object, found: list[tuple[object, object]], in_dict: bool, depth: int) -> object:
     if type(x) is list or type(x) is tuple:
-        return _walk(x, found, in_dict, depth + 1)  # type: ignore[arg-type]
+        return _walk(x, found, in_dict, depth + 1)
     return None  # true, false, null: what the tokenizer makes of those words
 
 
@@ -281,6 +280,7 @@ def _scan(text: str, max_boxes: int, max_tokens: int) -> tuple[list[tuple[object
             aborted = f"more than {max_tokens} tokens: parsed the beginning"
             break
         m = _TOKEN.match(text, pos)
+        assert m is not None  # `other` matches any character
         kind, tok = m.lastgroup, m.group()
         if kind == "str" and pos > 0 and text[pos - 1].isalnum():
             kind, tok = "other", tok[0]  # an apostrophe in prose ("dog's"), not a string

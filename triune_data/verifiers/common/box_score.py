@@ -1,4 +1,4 @@
-"""Scoring box answers (vtriune.md §3.1, §3.3): the params and the verifier body of `detection`
+"""Scoring box answers (paper §3.4; docs/vtriune.md §5): the params and the verifier body of `detection`
 and `grounding`, on top of `box_parse` and `box_match`.
 """
 

@@ -2,7 +2,7 @@
 
 V-Triune scores a sample's mAP by building a one-image COCO ground truth (categories = the GT
 labels), dropping predictions whose label is not a GT label, giving every prediction score 1.0 and
-reading `stats[0:3]` (AP@[.5:.95], AP50, AP75) from pycocotools (vtriune.md §3.3). Building COCO
+reading `stats[0:3]` (AP@[.5:.95], AP50, AP75) from pycocotools (docs/vtriune.md §5). Building COCO
 objects per sample costs milliseconds and prints; this module computes the same numbers directly:
 
 - per category, detections sorted by score with a STABLE sort (pycocotools sorts ``-score`` with
@@ -79,7 +79,7 @@ def _candidates(
     """
     if len(dt) * len(gt) > NUMPY_PAIRS:
         return _candidates_numpy(dt, d_cat, gt, g_cat)
-    by_cat: dict[int, list[tuple[int, float, float, float, float, float, float]]] = {}
+    by_cat: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
     for j, ((gx, gy, gw, gh), k) in enumerate(zip(gt, g_cat, strict=True)):
         by_cat.setdefault(k, []).append((j, gx, gy, gx + gw, gy + gh, gw * gh))
     cands: list[list[tuple[int, float]]] = []
@@ -252,8 +252,8 @@ def coco_ap(
                 start = end
             previous = codes
         values += block
-    precision = np.array(values).repeat(_runs(tuple(n_pos[k] for k in live)))
-    precision = precision.reshape(len(IOU_THRS), len(live), len(REC_THRS)).transpose(0, 2, 1)
+    flat = np.array(values).repeat(_runs(tuple(n_pos[k] for k in live)))
+    precision = flat.reshape(len(IOU_THRS), len(live), len(REC_THRS)).transpose(0, 2, 1)
     if len(live) > 1:
         precision = np.ascontiguousarray(precision)  # the layout pycocotools sums in
     # summarize: the mean over every defined entry, in pycocotools' (T, R, K) order.
