@@ -66,7 +66,7 @@ class Context:
 
         for (file_index,), part in rows.select(ROW, FILE, POS).group_by(FILE, maintain_order=True):
             part = part.sort(POS)
-            pf = open_shard(self.files[int(file_index)])  # type: ignore[arg-type]
+            pf = open_shard(self.files[int(file_index)])
             table = pf.read(columns=["images"])
             for start in range(0, part.height, batch_rows):
                 chunk = part.slice(start, batch_rows)
