@@ -3,6 +3,9 @@
 Importing this package registers every built-in filter (one module each); `base` has the unit.
 """
 
+# Built-in filters, one module each (importing registers them).
+from triune_data.filters import band as band
+from triune_data.filters import difficulty as difficulty
 from triune_data.filters.base import (
     Context,
     Filter,
