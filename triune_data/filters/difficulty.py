@@ -316,11 +316,20 @@ class DifficultyStats(Filter):
                         "metric": s.metric,
                     }
                     continue
-                why = f"no completion scored ({s.failed} failed of {s.given})"
+                counts["unscorable"] += 1
+                why = f"none of {s.given} completions scored ({s.failed} failed)"
             counts["unscored"] += 1
             if self.on_missing == "drop":
                 drop[i], detail[i] = True, why
-        keys = ("scored", "unscored", "missing", "failed_completions", "fewer_than_k", "more_than_k")
+        keys = (
+            "scored",
+            "unscored",
+            "missing",
+            "unscorable",
+            "failed_completions",
+            "fewer_than_k",
+            "more_than_k",
+        )
         facts = {
             "completions": index.facts(),
             "model": self.model,
