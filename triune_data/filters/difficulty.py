@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from triune_data import atomic, safe_json
+from triune_data.coords import Frame
 from triune_data.errors import UnknownVerifierError
 from triune_data.filters.base import (
     BOX_TASKS,
@@ -159,6 +160,11 @@ class DifficultyStats(Filter):
         None, ge=1, description="Expected k: rows with fewer are scored and counted, extra ones are cut."
     )
     box_iou: float = Field(0.5, gt=0, le=1, description="Fixed IoU threshold for box verifiers (paper: 0.5).")
+    model_frame: Frame | None = Field(
+        None,
+        description="Frame the model writes boxes in (Qwen2/3-VL: norm1000; Qwen2.5-VL: pixel of the image it saw, "
+        "from each line's model_input_size); default: the verifier params' `coords`.",
+    )
     success: float = Field(
         1.0, ge=0, le=1, description="Accuracy reward at or above which a completion passes."
     )
@@ -222,7 +228,9 @@ class DifficultyStats(Filter):
             sample, box = self._sample(row)
             start = len(items)
             items += [
-                score_item_for(sample, t, model_input_size=line.model_input_size)
+                score_item_for(
+                    sample, t, model_input_size=line.model_input_size, model_frame=self.model_frame
+                )
                 for t in texts
                 if t is not None
             ]
@@ -279,7 +287,7 @@ class DifficultyStats(Filter):
     def _cache_key(self, shard: Path, completions_sha256: str) -> str:
         """Short hash of what the cached statistics depend on: the shard (name, size), the
         completions (content) and the parameters that change a number (not workers or scope)."""
-        params = self.model_dump(include={"model", "num_samples", "box_iou", "success"})
+        params = self.model_dump(include={"model", "num_samples", "box_iou", "model_frame", "success"})
         text = json.dumps(
             [CACHE_VERSION, shard.name, shard.stat().st_size, completions_sha256, params], sort_keys=True
         )

@@ -86,7 +86,7 @@ def write_lines(path: Path, lines: Sequence[Any]) -> Path:
     return path
 
 
-def boxes_answer(*boxes: tuple[str, list[int]]) -> str:
+def boxes_answer(*boxes: tuple[str, list[int] | list[float]]) -> str:
     return "<answer>" + json.dumps([{"bbox_2d": b, "label": lab} for lab, b in boxes]) + "</answer>"
 
 
@@ -258,6 +258,23 @@ def test_boxes_are_scored_at_the_fixed_iou_threshold(
     assert got is not None
     assert got["mean_reward"] == pytest.approx(mean_reward, abs=1e-12)
     assert (got["pass_rate"], got["num_rollouts"], got["metric"]) == (0.25, 4, metric)
+
+
+@pytest.mark.parametrize(("model_frame", "mean_reward"), [("norm1000", 1.0), (None, 0.0)])
+def test_boxes_are_read_in_the_models_frame(
+    dataset: Path, tmp_path: Path, model_frame: str | None, mean_reward: float
+) -> None:
+    x1, y1, x2, y2 = GR_BOX  # of a 64 × 48 image, written as a Qwen2-VL model would: 0-1000
+    norm = [x1 * 1000 / 64, y1 * 1000 / 48, x2 * 1000 / 64, y2 * 1000 / 48]
+    write_lines(
+        tmp_path / "c.jsonl", [{"id": "s_gr/train-000000", "completions": [boxes_answer(("x", norm))]}]
+    )
+    rows = load_rows(dataset)
+    verdict = DifficultyStats(completions="c.jsonl", model="m", model_frame=model_frame, workers=0).apply(
+        rows, context(dataset, tmp_path)
+    )
+    got = stats_by_id(rows, verdict)["s_gr/train-000000"]
+    assert got is not None and got["mean_reward"] == pytest.approx(mean_reward, abs=1e-9)
 
 
 def test_detection_with_labels_and_a_missing_box(dataset: Path, tmp_path: Path) -> None:
