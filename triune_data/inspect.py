@@ -128,7 +128,7 @@ def difficulty_summary(pass_rate: pl.Series, mean_reward: pl.Series) -> dict[str
         "scored": rates.len(),
         "unscored": pass_rate.len() - rates.len(),
         "pass_rate": {name: int(found.get(k, 0)) for k, name in enumerate(PASS_RATE_BUCKETS)},
-        "mean_reward": float(rewards.mean()) if rewards.len() else None,  # type: ignore[arg-type]
+        "mean_reward": float(rewards.sum()) / rewards.len() if rewards.len() else None,
     }
 
 

@@ -34,34 +34,34 @@ class DifficultyBand(Filter):
     columns: ClassVar[tuple[str, ...]] = ("data_source", "task", "difficulty")
 
     tasks: list[Task] | None = Field(
-        list(REASONING_TASKS + BOX_TASKS),
+        default=list(REASONING_TASKS + BOX_TASKS),
         description="Only rows of these tasks (default: the paper's; OCR and counting have no band).",
     )
     min_pass_rate: float = Field(
-        0.0, ge=0, le=1, description="Reasoning: drop pass_rate below this (inclusive edge)."
+        default=0.0, ge=0, le=1, description="Reasoning: drop pass_rate below this (inclusive edge)."
     )
     max_pass_rate: float | None = Field(
-        1.0,
+        default=1.0,
         gt=0,
         le=1,
         description="Reasoning: drop pass_rate at or above this (exclusive edge); null: no cap.",
     )
     min_reward_sum: float | None = Field(
-        2.0, ge=0, description="Boxes: drop a summed reward below this (kept at it)."
+        default=2.0, ge=0, description="Boxes: drop a summed reward below this (kept at it)."
     )
     max_reward_sum: float | None = Field(
-        10.0, ge=0, description="Boxes: drop a summed reward above this (kept at it)."
+        default=10.0, ge=0, description="Boxes: drop a summed reward above this (kept at it)."
     )
-    unscored: Literal["keep", "drop"] = Field("keep", description="Rows without statistics: keep or drop.")
+    unscored: Literal["keep", "drop"] = Field(
+        default="keep", description="Rows without statistics: keep or drop."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DifficultyBand:
         if self.max_pass_rate is not None and self.max_pass_rate <= self.min_pass_rate:
             raise ValueError("max_pass_rate must be above min_pass_rate")
-        if (
-            None not in (self.min_reward_sum, self.max_reward_sum)
-            and self.max_reward_sum < self.min_reward_sum
-        ):  # type: ignore[operator]
+        low, high = self.min_reward_sum, self.max_reward_sum
+        if low is not None and high is not None and high < low:
             raise ValueError("max_reward_sum must be at least min_reward_sum")
         return self
 
@@ -97,16 +97,15 @@ class DifficultyBand(Filter):
         drop = too_easy | too_hard
         if self.unscored == "drop":
             drop = drop | unscored
-        pass_rate, reward_sum, box = frame["rate"], frame["sum"], frame["box"]
 
         # Details for dropped rows only (usually few), formatted in Python for exact wording.
         detail: list[str | None] = [None] * rows.height
         by_source: dict[str, Counter[str]] = {}
         cols = zip(
             rows["data_source"].to_list(),
-            box.to_list(),
-            pass_rate.to_list(),
-            reward_sum.to_list(),
+            frame["box"].to_list(),
+            frame["rate"].to_list(),
+            frame["sum"].to_list(),
             too_easy.to_list(),
             too_hard.to_list(),
             unscored.to_list(),

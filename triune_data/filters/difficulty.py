@@ -149,7 +149,7 @@ class DifficultyStats(Filter):
     )
 
     tasks: list[Task] | None = Field(
-        list(REASONING_TASKS + BOX_TASKS),
+        default=list(REASONING_TASKS + BOX_TASKS),
         description="Only rows of these tasks (default: the paper's, reasoning and detection/grounding).",
     )
     completions: str = Field(description="Completions JSONL (relative to the filter recipe).")
@@ -157,20 +157,25 @@ class DifficultyStats(Filter):
         min_length=1, max_length=300, description="Model that wrote them, recorded in each row."
     )
     num_samples: int | None = Field(
-        None, ge=1, description="Expected k: rows with fewer are scored and counted, extra ones are cut."
+        default=None,
+        ge=1,
+        description="Expected k: rows with fewer are scored and counted, extra ones are cut.",
     )
-    box_iou: float = Field(0.5, gt=0, le=1, description="Fixed IoU threshold for box verifiers (paper: 0.5).")
+    box_iou: float = Field(
+        default=0.5, gt=0, le=1, description="Fixed IoU threshold for box verifiers (paper: 0.5)."
+    )
     model_frame: Frame | None = Field(
-        None,
+        default=None,
         description="Frame the model writes boxes in (Qwen2/3-VL: norm1000; Qwen2.5-VL: pixel of the image it saw, "
         "from each line's model_input_size); default: the verifier params' `coords`.",
     )
     success: float = Field(
-        1.0, ge=0, le=1, description="Accuracy reward at or above which a completion passes."
+        default=1.0, ge=0, le=1, description="Accuracy reward at or above which a completion passes."
     )
-    workers: int = Field(2, ge=0, le=256, description="Scoring processes (0: in this process).")
+    workers: int = Field(default=2, ge=0, le=256, description="Scoring processes (0: in this process).")
     on_missing: Literal["keep", "drop"] = Field(
-        "keep", description="Rows with no scored completion: keep them (null difficulty) or drop them."
+        default="keep",
+        description="Rows with no scored completion: keep them (null difficulty) or drop them.",
     )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:

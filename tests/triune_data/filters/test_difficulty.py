@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from triune_data.build import build_dataset
+from triune_data.coords import Frame
 from triune_data.errors import FileAccessError
 from triune_data.filters import get_filter
 from triune_data.filters.base import FILE, POS, ROW, Context
@@ -262,7 +263,7 @@ def test_boxes_are_scored_at_the_fixed_iou_threshold(
 
 @pytest.mark.parametrize(("model_frame", "mean_reward"), [("norm1000", 1.0), (None, 0.0)])
 def test_boxes_are_read_in_the_models_frame(
-    dataset: Path, tmp_path: Path, model_frame: str | None, mean_reward: float
+    dataset: Path, tmp_path: Path, model_frame: Frame | None, mean_reward: float
 ) -> None:
     x1, y1, x2, y2 = GR_BOX  # of a 64 × 48 image, written as a Qwen2-VL model would: 0-1000
     norm = [x1 * 1000 / 64, y1 * 1000 / 48, x2 * 1000 / 64, y2 * 1000 / 48]
