@@ -65,7 +65,8 @@ from triune_data.writer import read_shard
 Scorer = Callable[[Sequence[ScoreItem]], list[RewardResult]]
 ScorerFactory = Callable[[int], AbstractContextManager[Scorer]]
 
-BLOCK = 20_000  # completions per scorer call: bounds memory on shards of long completions
+ROWS_PER_BLOCK = 1024  # rows whose completions are read and scored together (k=16: ~16k completions)
+BLOCK = 20_000  # completions per scorer call
 CACHE_VERSION = 1  # bump when the cached columns or their meaning change
 DIFFICULTY = pl.Struct(
     {
@@ -214,11 +215,13 @@ class DifficultyStats(Filter):
             elif row["id"] in index.found:
                 todo.append(row)
         reused = len(out)
-        if todo:
-            lines = read_lines(path, [index.found[r["id"]] for r in todo])
-            for row, row_stats in zip(todo, self._score_rows(todo, index, lines, scorer), strict=True):
+        for start in range(0, len(todo), ROWS_PER_BLOCK):  # a block's completions at a time in memory
+            block = todo[start : start + ROWS_PER_BLOCK]
+            lines = read_lines(path, [index.found[r["id"]] for r in block])
+            for row, row_stats in zip(block, self._score_rows(block, index, lines, scorer), strict=True):
                 out[row["_i"]] = row_stats
                 cache[row[POS]] = (row["id"], row_stats)
+        if todo:
             _write_cache(cache_path, cache)
         return out, reused
 

@@ -17,7 +17,7 @@ import pytest
 from triune_data.build import build_dataset
 from triune_data.coords import Frame
 from triune_data.errors import FileAccessError
-from triune_data.filters import get_filter
+from triune_data.filters import difficulty, get_filter
 from triune_data.filters.base import FILE, POS, ROW, Context
 from triune_data.filters.completions import index_completions, read_lines
 from triune_data.filters.difficulty import DifficultyStats, use_scorer
@@ -408,6 +408,22 @@ def test_a_rerun_scores_nothing_and_gives_the_same_statistics(dataset: Path, tmp
     assert again.updates["difficulty"].to_list() == first.updates["difficulty"].to_list()
     assert (first.facts["rows_from_cache"], again.facts["rows_from_cache"]) == (0, 3)
     assert again.facts["by_source"] == first.facts["by_source"]
+
+
+def test_rows_are_scored_a_block_at_a_time(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_lines(tmp_path / "c.jsonl", resume_lines())
+    rows, ctx = load_rows(dataset), context(dataset, tmp_path)
+    whole = DifficultyStats(completions="c.jsonl", model="m", workers=0).apply(rows, ctx)
+    monkeypatch.setattr(difficulty, "ROWS_PER_BLOCK", 1)
+    calls: list[int] = []
+    with counting_scorer(calls):
+        one_by_one = DifficultyStats(completions="c.jsonl", model="m", workers=0).apply(
+            rows, dataclasses.replace(ctx, work=tmp_path / "blocks")
+        )
+    assert calls == [4, 2, 1]  # s_gr/train-000000, then s_math 000000 and 000002
+    assert one_by_one.updates["difficulty"].to_list() == whole.updates["difficulty"].to_list()
 
 
 def test_a_rerun_scores_only_rows_the_cache_lacks(dataset: Path, tmp_path: Path) -> None:
