@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import multiprocessing as mp
 from collections import Counter
@@ -61,6 +62,8 @@ from triune_data.filters.completions import CompletionsIndex, index_completions,
 from triune_data.types import TASK_CATEGORY, Box, ImageSize, Provenance, RewardSpec, Sample, Task
 from triune_data.verifiers import RewardResult, ScoreItem, get_verifier, score, score_item_for
 from triune_data.writer import read_shard
+
+log = logging.getLogger("triune.filter.difficulty")
 
 Scorer = Callable[[Sequence[ScoreItem]], list[RewardResult]]
 ScorerFactory = Callable[[int], AbstractContextManager[Scorer]]
@@ -189,7 +192,9 @@ class DifficultyStats(Filter):
                 got, reused = self._shard(ctx, int(file_index), part, index, path, scorer)  # type: ignore[arg-type]
                 stats.update(got)
                 cached += reused
-        return self._verdict(rows, stats, index, cached)
+        # Logged, not in the facts: a resumed run must write the same manifest as a fresh one.
+        log.info("difficulty_stats: %d of %d rows from the cache in %s", cached, rows.height, ctx.work)
+        return self._verdict(rows, stats, index)
 
     # -- one shard: cached statistics, then the rows the cache lacks --------------------------
 
@@ -303,9 +308,7 @@ class DifficultyStats(Filter):
 
     # -- the verdict ----------------------------------------------------------------------------
 
-    def _verdict(
-        self, rows: pl.DataFrame, stats: dict[int, RowStats], index: CompletionsIndex, cached: int
-    ) -> Verdict:
+    def _verdict(self, rows: pl.DataFrame, stats: dict[int, RowStats], index: CompletionsIndex) -> Verdict:
         n = rows.height
         structs: list[dict[str, Any] | None] = [None] * n
         drop = [False] * n
@@ -347,11 +350,10 @@ class DifficultyStats(Filter):
             "more_than_k",
         )
         facts = {
-            "completions": index.facts(),
+            "completions": {**index.facts(), "file": self.completions},  # as the recipe names it
             "model": self.model,
             "box_metric": f"iou@{self.box_iou:g}",
             "success": self.success,
-            "rows_from_cache": cached,
             "by_source": {src: {k: c[k] for k in keys} for src, c in sorted(by_source.items())},
         }
         return Verdict(

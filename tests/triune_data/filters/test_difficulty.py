@@ -131,6 +131,7 @@ def test_a_completions_file_with_planted_problems_gives_exact_counts(dataset: Pa
         rows, context(dataset, tmp_path)
     )
     facts = verdict.facts["completions"]
+    assert facts["file"] == "c.jsonl"  # as the recipe names it: the manifest does not depend on the folder
     assert {k: v for k, v in facts.items() if k not in ("file", "sha256", "examples")} == {
         "lines": 10,
         "matched": 2,
@@ -406,8 +407,7 @@ def test_a_rerun_scores_nothing_and_gives_the_same_statistics(dataset: Path, tmp
         again = stats.apply(rows, ctx)
     assert calls == []
     assert again.updates["difficulty"].to_list() == first.updates["difficulty"].to_list()
-    assert (first.facts["rows_from_cache"], again.facts["rows_from_cache"]) == (0, 3)
-    assert again.facts["by_source"] == first.facts["by_source"]
+    assert again.facts == first.facts  # a resumed run reports exactly what a fresh one does
 
 
 def test_rows_are_scored_a_block_at_a_time(
