@@ -100,8 +100,9 @@ _CACHE_SCHEMA = pa.schema(
 
 @contextmanager
 def local_scorer(workers: int) -> Iterator[Scorer]:
-    """Score in this process (`workers=0`) or in `workers` local processes (no per-item timeout:
-    a verifier that hangs on one completion stalls its process; the CLI's reward pool has one)."""
+    """Score in this process (`workers=0`) or in `workers` local processes. No hard per-item
+    deadline (math-verify's own alarm still works: tasks run on a worker's main thread); a verifier
+    stuck in C code stalls its process, which the reward pool (`use_scorer`) would kill."""
     if workers == 0:
         yield lambda items: [score(i) for i in items]
         return
