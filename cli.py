@@ -154,6 +154,13 @@ def inspect_cmd(path: DatasetArg, json_out: JsonOpt = False) -> None:
         for name, s in info["sources"].items():
             if s["rejected_by_reason"]:
                 out_console.print(f"[bold]{name}[/] rejects: {_fmt_counts(s['rejected_by_reason'])}")
+        for name, s in info["sources"].items():
+            if d := s.get("difficulty"):
+                mean = "-" if d["mean_reward"] is None else f"{d['mean_reward']:.3f}"
+                out_console.print(
+                    f"[bold]{name}[/] pass rate: {_fmt_counts(d['pass_rate'])}; "
+                    f"unscored {d['unscored']}; mean reward {mean}"
+                )
     if info["problems"]:
         raise TriuneError("; ".join(info["problems"]))
 

@@ -18,7 +18,7 @@ from triune_data.manifest import FileEntry, read_manifest
 from triune_data.rejects import REJECT_REASONS
 from triune_data.writer import read_rejects, read_shard
 
-_COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes"]
+_COLUMNS = ["data_source", "split", "task", "reward", "image_sizes", "boxes", "difficulty"]
 
 
 def _scan(root: Path, files: list[FileEntry]) -> pl.DataFrame:
@@ -35,7 +35,9 @@ def _scan(root: Path, files: list[FileEntry]) -> pl.DataFrame:
         height=pl.col("image_sizes").list.first().struct.field("height"),
         num_images=pl.col("image_sizes").list.len(),
         num_boxes=pl.col("boxes").list.len(),
-    ).drop("reward", "image_sizes", "boxes")
+        pass_rate=pl.col("difficulty").struct.field("pass_rate"),
+        mean_reward=pl.col("difficulty").struct.field("mean_reward"),
+    ).drop("reward", "image_sizes", "boxes", "difficulty")
 
 
 def _counts(series: pl.Series) -> dict[str, int]:
@@ -73,6 +75,8 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
             entry["images_per_sample"] = _summary(part["num_images"])
             boxes = part["num_boxes"]
             entry["boxes"] = {"total": int(boxes.sum()), **_summary(boxes)}
+            if part["pass_rate"].is_not_null().any():
+                entry["difficulty"] = difficulty_summary(part["pass_rate"], part["mean_reward"])
         if info.read != rows + rejected:
             problems.append(f"{name}: read {info.read} != kept {rows} + rejected {rejected}")
         if rows != info.kept:
@@ -101,6 +105,32 @@ def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]
     """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
     known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}
     return known, sorted(r for r in counts if r not in REJECT_REASONS)
+
+
+# Pass-rate buckets: the two ends apart (never solved, always solved: what the band filter cuts at).
+PASS_RATE_BUCKETS: tuple[str, ...] = ("0", "(0,0.25]", "(0.25,0.5]", "(0.5,0.75]", "(0.75,1)", "1")
+
+
+def difficulty_summary(pass_rate: pl.Series, mean_reward: pl.Series) -> dict[str, Any]:
+    """The pass-rate distribution of one source's rows (`difficulty_stats` writes the numbers)."""
+    rates = pass_rate.drop_nulls()
+    bucket = pl.select(
+        pl.when(rates == 0)
+        .then(0)
+        .when(rates >= 1)
+        .then(5)
+        .when(rates < 1)
+        .then((rates * 4).ceil().cast(pl.Int64).clip(1, 4))
+    ).to_series()
+    counts = bucket.value_counts()
+    found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
+    rewards = mean_reward.drop_nulls()
+    return {
+        "scored": rates.len(),
+        "unscored": pass_rate.len() - rates.len(),
+        "pass_rate": {name: int(found.get(k, 0)) for k, name in enumerate(PASS_RATE_BUCKETS)},
+        "mean_reward": float(rewards.sum()) / rewards.len() if rewards.len() else None,
+    }
 
 
 def _summary(s: pl.Series) -> dict[str, float]:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from cli import app
 from tests.triune_train._loop_testkit import build_colours
 from triune_data.coords import box_from_canonical
+from triune_data.filters.completions import index_completions
 from triune_data.verifiers import ScoreItem, score
 from triune_train.eval import eval_model, per_source_table, reward_item
 from triune_train.rewards.scoring import score_dataset
@@ -39,6 +40,10 @@ def test_eval_writes_completions_results_and_a_per_source_table(colours, tmp_pat
     assert [c["id"] for c in completions] == [f"colours/test-{i:03d}" for i in range(4)]
     assert all(len(c["completions"]) == 3 and c["data_source"] == "colours" for c in completions)
     assert all(len(c["model_input_size"]) == 2 for c in completions)
+    # ... exactly the contract `triune filter`'s difficulty_stats reads: every line usable.
+    ids = [c["id"] for c in completions]
+    index = index_completions(tmp_path / "out" / "completions.jsonl", wanted=ids, known=ids)
+    assert (index.lines, index.matched, index.malformed, index.non_string_completions) == (4, 4, 0, 0)
     results = lines(tmp_path / "out" / "results.jsonl")
     assert len(results) == 12 and [r["index"] for r in results[:3]] == [0, 1, 2]
     assert all(r["status"] == "ok" for r in results)
