@@ -190,7 +190,7 @@ class DifficultyStats(Filter):
         cached = 0
         with _Lazy(self.workers) as scorer:
             for (file_index,), part in rows.with_row_index("_i").group_by(FILE, maintain_order=True):
-                got, reused = self._shard(ctx, int(file_index), part, index, path, scorer)  # type: ignore[arg-type]
+                got, reused = self._shard(ctx, int(file_index), part, index, path, scorer)
                 stats.update(got)
                 cached += reused
         # Logged, not in the facts: a resumed run must write the same manifest as a fresh one.
