@@ -1,0 +1,245 @@
+"""Box rules of V-Triune's detection and grounding filters (paper §5.1.1.1, Fig. 9).
+
+Boxes are in the canonical frame (absolute pixels of image 0; `image_sizes[0]` is its size), so
+areas compare with that image's area directly; the paper's 0-1000 conversion changes no ratio.
+
+`single_multi_ratio` and `category_balance` subsample: which rows they keep depends only on the
+filter recipe's seed and the rows' ids (`_seeded`), never on row order or other runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import polars as pl
+from pydantic import Field
+
+from triune_data.filters._seeded import seeded_rank
+from triune_data.filters.base import BOX_TASKS, Context, Filter, Verdict, register_filter
+from triune_data.types import Task
+
+_I = "_i"  # the row's position in the batch: results are joined back on it, in order
+
+
+def _indexed(rows: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    return rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_I), *columns)
+
+
+def _per_label(rows: pl.DataFrame) -> pl.DataFrame:
+    """(_i, label, n): how many boxes of each label each row has (rows without boxes: none)."""
+    boxes = _indexed(rows, "boxes").explode("boxes").filter(pl.col("boxes").is_not_null())
+    return (
+        boxes.select(_I, pl.col("boxes").struct.field("label").fill_null("")).group_by(_I, "label").len("n")
+    )
+
+
+def _aligned(rows: pl.DataFrame, per_row: pl.DataFrame) -> pl.DataFrame:
+    """`per_row` (keyed by _i, at most one row each) joined onto every row of the batch, in order."""
+    return _indexed(rows).join(per_row, on=_I, how="left").sort(_I)
+
+
+def _box_stats(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per row: `most` (largest number of boxes of one label), its `label`, and `boxes` (total)."""
+    per_label = _per_label(rows)
+    top = (
+        per_label.sort([_I, "n", "label"], descending=[False, True, False])
+        .group_by(_I, maintain_order=True)
+        .agg(pl.col("n").first().alias("most"), pl.col("label").first(), pl.col("n").sum().alias("boxes"))
+    )
+    return _aligned(rows, top).with_columns(pl.col("most", "boxes").fill_null(0))
+
+
+@register_filter
+class BoxesPerCategory(Filter):
+    """More than `max_boxes` boxes of one category (V-Triune §5.1.1.1 drops detection samples over 10)."""
+
+    name: ClassVar[str] = "boxes_per_category"
+    columns: ClassVar[tuple[str, ...]] = ("boxes",)
+    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
+    max_boxes: int = Field(10, ge=1, description="Most boxes one category may have in a sample.")
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        stats = _box_stats(rows)
+        detail = stats.select(
+            pl.col("most").cast(pl.Utf8) + pl.lit(" boxes of '") + pl.col("label") + pl.lit("'")
+        ).to_series()
+        return Verdict(stats["most"] > self.max_boxes, detail=detail)
+
+
+@register_filter
+class BoxArea(Filter):
+    """A box covering more than `max_fraction` of the image (V-Triune §5.1.1.1: over 50%)."""
+
+    name: ClassVar[str] = "box_area"
+    columns: ClassVar[tuple[str, ...]] = ("boxes", "image_sizes")
+    tasks: list[Task] | None = Field(default_factory=lambda: list(BOX_TASKS))
+    max_fraction: float = Field(0.5, gt=0, le=1, description="Largest share of image 0 one box may cover.")
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        size = pl.col("image_sizes").list.first()
+        boxes = (
+            _indexed(
+                rows, "boxes", size.struct.field("width").alias("w"), size.struct.field("height").alias("h")
+            )
+            .explode("boxes")
+            .filter(pl.col("boxes").is_not_null())
+            .unnest("boxes")
+        )
+        sized = (pl.col("w") > 0) & (pl.col("h") > 0)
+        area = (pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))
+        share = pl.when(sized).then(area / (pl.col("w").cast(pl.Float64) * pl.col("h"))).otherwise(None)
+        worst = (
+            boxes.with_columns(share.alias("share"), sized.fill_null(False).alias("sized"))
+            .sort([_I, "share"], descending=[False, True], nulls_last=False)
+            .group_by(_I, maintain_order=True)
+            .agg(pl.col("share").first(), pl.col("label").first(), pl.col("sized").all())
+        )
+        stats = _aligned(rows, worst)
+        percent = (pl.col("share") * 100).round(1).cast(pl.Utf8)
+        out = stats.select(
+            pl.when(pl.col("sized").not_())
+            .then(pl.lit("no size for image 0 to measure boxes against"))
+            .when(pl.col("share") > self.max_fraction)
+            .then(
+                pl.lit("box '") + pl.col("label").fill_null("") + pl.lit("' covers ") + percent + pl.lit("%")
+            )
+            .alias("detail")
+        ).to_series()
+        return Verdict(out.is_not_null(), detail=out)
+
+
+def _groups(rows: pl.DataFrame, per_source: bool) -> pl.Expr:
+    return pl.col("data_source").fill_null("") if per_source else pl.lit("")
+
+
+@register_filter
+class SingleMultiRatio(Filter):
+    """Single-box sample beyond `single_per_multi` per multi-box sample (V-Triune §5.1.1.1: 1:2).
+
+    A sample is single-box when each of its categories has one box (V-Triune's single-box samples
+    keep one box per category) and multi-box when some category has several; samples without boxes
+    are neither and kept. Excess single-box samples are dropped by seeded rank of their id.
+    """
+
+    name: ClassVar[str] = "single_multi_ratio"
+    columns: ClassVar[tuple[str, ...]] = ("id", "data_source", "boxes")
+    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
+    single_per_multi: float = Field(0.5, ge=0, description="Single-box samples kept per multi-box sample.")
+    single: Literal["one_per_category", "one_box"] = Field(
+        "one_per_category", description="What makes a sample single-box: one box per category, or one box."
+    )
+    per_source: bool = Field(True, description="Apply the ratio within each data_source.")
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        stats = _box_stats(rows)
+        count = pl.col("most") if self.single == "one_per_category" else pl.col("boxes")
+        frame = pl.DataFrame(
+            {
+                _I: stats[_I],
+                "group": rows.select(_groups(rows, self.per_source)).to_series(),
+                "id": rows["id"].fill_null(""),
+                "rank": seeded_rank(rows["id"], ctx.seed, self.name),
+                "kind": stats.select(
+                    pl.when(count == 0)
+                    .then(pl.lit("none"))
+                    .when(count == 1)
+                    .then(pl.lit("single"))
+                    .otherwise(pl.lit("multi"))
+                ).to_series(),
+            }
+        )
+        frame = frame.with_columns(
+            (pl.col("kind") == "multi").sum().over("group").alias("multi"),
+            (pl.col("kind") == "single").sum().over("group").alias("singles"),
+        ).with_columns(
+            (pl.col("multi").cast(pl.Float64) * self.single_per_multi)
+            .floor()
+            .cast(pl.Int64)
+            .alias("allowed"),
+            pl.struct("rank", "id").rank("ordinal").over("group", "kind").alias("order"),
+        )
+        drop = (pl.col("kind") == "single") & (pl.col("order") > pl.col("allowed"))
+        out = frame.select(
+            drop.alias("drop"),
+            pl.when(drop)
+            .then(
+                pl.format(
+                    "single-box beyond {} per multi-box: {} of {} kept for {} multi-box",
+                    pl.lit(self.single_per_multi),
+                    pl.min_horizontal("allowed", "singles"),
+                    "singles",
+                    "multi",
+                )
+            )
+            .alias("detail"),
+        )
+        facts = {
+            str(g["group"]): {"single": int(g["singles"]), "multi": int(g["multi"])}
+            for g in frame.unique("group", maintain_order=True).iter_rows(named=True)
+        }
+        return Verdict(out["drop"], detail=out["detail"], facts={"box_kinds": facts})
+
+
+@register_filter
+class CategoryBalance(Filter):
+    """Sample of a category holding more than its balanced share (V-Triune §5.1.1.1: no long tails).
+
+    Each sample is counted once, under its primary category: the rarest of its labels (fewest
+    samples carrying it; ties by name), so a sample that carries a rare category is protected by
+    it. A primary category may hold at most `max_over_mean` times the mean number of samples per
+    category (and at most `max_per_category`); the excess is dropped by seeded rank of the id. A
+    balanced set loses nothing, whatever its number of categories. Samples without boxes are kept.
+    """
+
+    name: ClassVar[str] = "category_balance"
+    columns: ClassVar[tuple[str, ...]] = ("id", "data_source", "boxes")
+    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
+    max_over_mean: float | None = Field(
+        3.0, ge=1, description="Cap per category, as a multiple of the mean samples per category."
+    )
+    max_per_category: int | None = Field(None, ge=1, description="Cap per category, in samples.")
+    per_source: bool = Field(True, description="Balance within each data_source.")
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        labels = _per_label(rows).join(
+            _indexed(rows, _groups(rows, self.per_source).alias("group")), on=_I, how="left"
+        )
+        labels = labels.with_columns(pl.len().over("group", "label").alias("carriers"))
+        primary = (
+            labels.sort([_I, "carriers", "label"])
+            .group_by(_I, maintain_order=True)
+            .agg(pl.col("label").first().alias("primary"), pl.col("group").first())
+        )
+        primary = primary.join(
+            pl.DataFrame(
+                {
+                    _I: pl.int_range(rows.height, dtype=pl.UInt32, eager=True),
+                    "id": rows["id"].fill_null(""),
+                    "rank": seeded_rank(rows["id"], ctx.seed, self.name),
+                }
+            ),
+            on=_I,
+            how="left",
+        )
+        mean = pl.len().over("group") / pl.col("primary").n_unique().over("group")
+        caps = [pl.lit(self.max_per_category, dtype=pl.Float64)] if self.max_per_category else []
+        if self.max_over_mean is not None:
+            caps.append((mean * self.max_over_mean).ceil())
+        cap = pl.min_horizontal(caps) if caps else pl.lit(math.inf)
+        primary = primary.with_columns(
+            cap.alias("cap"),
+            pl.len().over("group", "primary").alias("held"),
+            pl.struct("rank", "id").rank("ordinal").over("group", "primary").alias("order"),
+        )
+        decided = primary.select(
+            _I,
+            (pl.col("order") > pl.col("cap")).alias("drop"),
+            pl.format("'{}' holds {} samples, cap {}", "primary", "held", pl.col("cap").cast(pl.Int64)).alias(
+                "detail"
+            ),
+        )
+        stats = _aligned(rows, decided)
+        drop = stats["drop"].fill_null(False)
+        detail = stats.select(pl.when(pl.col("drop")).then(pl.col("detail"))).to_series()
+        return Verdict(drop, detail=detail)
