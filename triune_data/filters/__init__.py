@@ -3,13 +3,14 @@
 Importing this package registers every built-in filter (one module each); `base` has the unit.
 """
 
-from triune_data.filters import answers as answers
-from triune_data.filters import boxes as boxes
-from triune_data.filters import gold as gold
-from triune_data.filters import image_size as image_size
-from triune_data.filters import ocr as ocr
-from triune_data.filters import phrases as phrases
-from triune_data.filters import prompt_tokens as prompt_tokens
+# ruff: noqa: F401  (importing a filter module registers its filters; one line per module, sorted)
+import triune_data.filters.answers
+import triune_data.filters.boxes
+import triune_data.filters.gold
+import triune_data.filters.image_size
+import triune_data.filters.ocr
+import triune_data.filters.phrases
+import triune_data.filters.prompt_tokens
 from triune_data.filters.base import (
     Context,
     Filter,

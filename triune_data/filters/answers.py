@@ -13,6 +13,7 @@ from typing import ClassVar
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import REASONING_TASKS, Context, Filter, Verdict, register_filter
 from triune_data.types import Task
 
@@ -31,9 +32,9 @@ class ChoiceAnswers(Filter):
 
     name: ClassVar[str] = "choice_answers"
     columns: ClassVar[tuple[str, ...]] = ("prompt", "answer", "reward")
-    tasks: list[Task] | None = Field(default_factory=lambda: list(REASONING_TASKS))
-    multiple_choice: bool = Field(True, description="Drop multiple-choice items.")
-    true_false: bool = Field(True, description="Drop items answered yes/no or true/false.")
+    tasks: list[Task] | None = default_tasks(*REASONING_TASKS)
+    multiple_choice: bool = Field(default=True, description="Drop multiple-choice items.")
+    true_false: bool = Field(default=True, description="Drop items answered yes/no or true/false.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         mc, tf = pl.lit(self.multiple_choice), pl.lit(self.true_false)
@@ -65,8 +66,8 @@ class AnswerSymbols(Filter):
 
     name: ClassVar[str] = "answer_symbols"
     columns: ClassVar[tuple[str, ...]] = ("answer",)
-    tasks: list[Task] | None = Field(default_factory=lambda: list(REASONING_TASKS))
-    symbols: str = Field("=[]();", min_length=1, description="Characters an answer must not contain.")
+    tasks: list[Task] | None = default_tasks(*REASONING_TASKS)
+    symbols: str = Field(default="=[]();", min_length=1, description="Characters an answer must not contain.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         found = rows["answer"].str.extract("(" + symbol_class(self.symbols) + ")", 1)
@@ -80,8 +81,8 @@ class AnswerChars(Filter):
 
     name: ClassVar[str] = "answer_chars"
     columns: ClassVar[tuple[str, ...]] = ("answer",)
-    tasks: list[Task] | None = Field(default_factory=lambda: list(REASONING_TASKS))
-    max_chars: int = Field(20, ge=1, description="Longest answer kept, in characters.")
+    tasks: list[Task] | None = default_tasks(*REASONING_TASKS)
+    max_chars: int = Field(default=20, ge=1, description="Longest answer kept, in characters.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         chars = rows["answer"].str.strip_chars().str.len_chars()

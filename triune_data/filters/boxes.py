@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._scope import default_tasks
 from triune_data.filters._seeded import seeded_rank
 from triune_data.filters.base import BOX_TASKS, Context, Filter, Verdict, register_filter
 from triune_data.types import Task
@@ -22,7 +23,7 @@ from triune_data.types import Task
 _I = "_i"  # the row's position in the batch: results are joined back on it, in order
 
 
-def _indexed(rows: pl.DataFrame, *columns: str) -> pl.DataFrame:
+def _indexed(rows: pl.DataFrame, *columns: str | pl.Expr) -> pl.DataFrame:
     return rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias(_I), *columns)
 
 
@@ -56,8 +57,8 @@ class BoxesPerCategory(Filter):
 
     name: ClassVar[str] = "boxes_per_category"
     columns: ClassVar[tuple[str, ...]] = ("boxes",)
-    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
-    max_boxes: int = Field(10, ge=1, description="Most boxes one category may have in a sample.")
+    tasks: list[Task] | None = default_tasks("detection")
+    max_boxes: int = Field(default=10, ge=1, description="Most boxes one category may have in a sample.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         stats = _box_stats(rows)
@@ -73,8 +74,10 @@ class BoxArea(Filter):
 
     name: ClassVar[str] = "box_area"
     columns: ClassVar[tuple[str, ...]] = ("boxes", "image_sizes")
-    tasks: list[Task] | None = Field(default_factory=lambda: list(BOX_TASKS))
-    max_fraction: float = Field(0.5, gt=0, le=1, description="Largest share of image 0 one box may cover.")
+    tasks: list[Task] | None = default_tasks(*BOX_TASKS)
+    max_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="Largest share of image 0 one box may cover."
+    )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         size = pl.col("image_sizes").list.first()
@@ -124,12 +127,15 @@ class SingleMultiRatio(Filter):
 
     name: ClassVar[str] = "single_multi_ratio"
     columns: ClassVar[tuple[str, ...]] = ("id", "data_source", "boxes")
-    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
-    single_per_multi: float = Field(0.5, ge=0, description="Single-box samples kept per multi-box sample.")
-    single: Literal["one_per_category", "one_box"] = Field(
-        "one_per_category", description="What makes a sample single-box: one box per category, or one box."
+    tasks: list[Task] | None = default_tasks("detection")
+    single_per_multi: float = Field(
+        default=0.5, ge=0, description="Single-box samples kept per multi-box sample."
     )
-    per_source: bool = Field(True, description="Apply the ratio within each data_source.")
+    single: Literal["one_per_category", "one_box"] = Field(
+        default="one_per_category",
+        description="What makes a sample single-box: one box per category, or one box.",
+    )
+    per_source: bool = Field(default=True, description="Apply the ratio within each data_source.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         stats = _box_stats(rows)
@@ -194,12 +200,12 @@ class CategoryBalance(Filter):
 
     name: ClassVar[str] = "category_balance"
     columns: ClassVar[tuple[str, ...]] = ("id", "data_source", "boxes")
-    tasks: list[Task] | None = Field(default_factory=lambda: ["detection"])
+    tasks: list[Task] | None = default_tasks("detection")
     max_over_mean: float | None = Field(
-        3.0, ge=1, description="Cap per category, as a multiple of the mean samples per category."
+        default=3.0, ge=1, description="Cap per category, as a multiple of the mean samples per category."
     )
-    max_per_category: int | None = Field(None, ge=1, description="Cap per category, in samples.")
-    per_source: bool = Field(True, description="Balance within each data_source.")
+    max_per_category: int | None = Field(default=None, ge=1, description="Cap per category, in samples.")
+    per_source: bool = Field(default=True, description="Balance within each data_source.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         labels = _per_label(rows).join(

@@ -143,8 +143,10 @@ class GoldVerifies(Filter):
         "reward",
         "image_sizes",
     )
-    min_accuracy: float = Field(1.0, ge=0, le=1, description="Least accuracy the gold completion must score.")
-    workers: int = Field(0, ge=0, description="Verifier processes (0: score in this process).")
+    min_accuracy: float = Field(
+        default=1.0, ge=0, le=1, description="Least accuracy the gold completion must score."
+    )
+    workers: int = Field(default=0, ge=0, description="Verifier processes (0: score in this process).")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         items = [_item(row) for row in rows.select(self.columns).iter_rows(named=True)]

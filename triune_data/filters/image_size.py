@@ -8,7 +8,7 @@ bombs with `images.max_pixels`).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import polars as pl
 from pydantic import Field
@@ -22,9 +22,11 @@ class ImageSize(Filter):
 
     name: ClassVar[str] = "image_size"
     columns: ClassVar[tuple[str, ...]] = ("image_sizes",)
-    min_side: int = Field(28, ge=1, description="Shortest side kept, in pixels.")
-    max_side: int | None = Field(None, ge=1, description="Longest side kept, in pixels (None: any).")
-    max_pixels: int | None = Field(None, ge=1, description="Most pixels an image may have (None: any).")
+    min_side: int = Field(default=28, ge=1, description="Shortest side kept, in pixels.")
+    max_side: int | None = Field(default=None, ge=1, description="Longest side kept, in pixels (None: any).")
+    max_pixels: int | None = Field(
+        default=None, ge=1, description="Most pixels an image may have (None: any)."
+    )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         images = (
@@ -36,7 +38,9 @@ class ImageSize(Filter):
         )
         w, h = pl.col("width").cast(pl.Int64), pl.col("height").cast(pl.Int64)
         shown = pl.format("image {} is {}×{} px", pl.col("k") + 1, w, h)
-        rules = pl.when(w.is_null() | h.is_null()).then(pl.format("image {} has no size", pl.col("k") + 1))
+        rules: Any = pl.when(w.is_null() | h.is_null()).then(
+            pl.format("image {} has no size", pl.col("k") + 1)
+        )
         rules = rules.when(pl.min_horizontal(w, h) < self.min_side).then(
             pl.format("{} (a side under {})", shown, pl.lit(self.min_side))
         )

@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
 from triune_data.types import Task
 
@@ -29,9 +30,9 @@ class OcrLanguage(Filter):
 
     name: ClassVar[str] = "ocr_language"
     columns: ClassVar[tuple[str, ...]] = ("answer",)
-    tasks: list[Task] | None = Field(default_factory=lambda: ["ocr"])
+    tasks: list[Task] | None = default_tasks("ocr")
     scripts: list[Script] = Field(
-        default_factory=lambda: ["Latin"], min_length=1, description="Unicode scripts letters may be in."
+        default=["Latin"], min_length=1, description="Unicode scripts letters may be in."
     )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
@@ -68,8 +69,8 @@ class OcrVerifiable(Filter):
 
     name: ClassVar[str] = "ocr_verifiable"
     columns: ClassVar[tuple[str, ...]] = ("answer",)
-    tasks: list[Task] | None = Field(default_factory=lambda: ["ocr"])
-    max_chars: int = Field(100, ge=1, description="Longest expected text kept, in characters.")
+    tasks: list[Task] | None = default_tasks("ocr")
+    max_chars: int = Field(default=100, ge=1, description="Longest expected text kept, in characters.")
     placeholders: list[str] = Field(
         default_factory=lambda: list(PLACEHOLDERS),
         description="Labels that mean 'unreadable' (compared case-insensitively, spaces trimmed).",

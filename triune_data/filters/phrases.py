@@ -14,6 +14,7 @@ from typing import ClassVar
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
 from triune_data.types import Task
 
@@ -27,10 +28,12 @@ class PhraseComplexity(Filter):
 
     name: ClassVar[str] = "phrase_complexity"
     columns: ClassVar[tuple[str, ...]] = ("boxes",)
-    tasks: list[Task] | None = Field(default_factory=lambda: ["grounding"])
-    min_words: int = Field(1, ge=1, description="Fewest words (containing a letter) an expression has.")
-    max_words: int = Field(10, ge=1, description="Most words an expression may have.")
-    max_joins: int = Field(1, ge=0, description="Most joining words (`joining_words`) it may have.")
+    tasks: list[Task] | None = default_tasks("grounding")
+    min_words: int = Field(
+        default=1, ge=1, description="Fewest words (containing a letter) an expression has."
+    )
+    max_words: int = Field(default=10, ge=1, description="Most words an expression may have.")
+    max_joins: int = Field(default=1, ge=0, description="Most joining words (`joining_words`) it may have.")
     joining_words: list[str] = Field(
         default_factory=lambda: list(JOINING_WORDS), description="Words that join clauses or objects."
     )

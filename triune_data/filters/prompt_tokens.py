@@ -77,13 +77,13 @@ class PromptTokens(Filter):
     name: ClassVar[str] = "prompt_tokens"
     columns: ClassVar[tuple[str, ...]] = ("prompt", "image_sizes")
     tokenizer: str = Field(description="Tokenizer folder (relative to the recipe) or Hub id.")
-    max_tokens: int = Field(8192, ge=1, description="Most prompt tokens kept, text and images.")
-    chat_template: bool = Field(True, description="Count the prompt as the chat template renders it.")
-    min_pixels: int | None = Field(None, ge=1, description="Default: the processor's.")
-    max_pixels: int | None = Field(None, ge=1, description="Default: the processor's.")
-    patch_size: int | None = Field(None, ge=1, description="Default: the processor's (14).")
-    merge_size: int | None = Field(None, ge=1, description="Default: the processor's (2).")
-    image_marker_tokens: int = Field(2, ge=0, description="Tokens around each image's own.")
+    max_tokens: int = Field(default=8192, ge=1, description="Most prompt tokens kept, text and images.")
+    chat_template: bool = Field(default=True, description="Count the prompt as the chat template renders it.")
+    min_pixels: int | None = Field(default=None, ge=1, description="Default: the processor's.")
+    max_pixels: int | None = Field(default=None, ge=1, description="Default: the processor's.")
+    patch_size: int | None = Field(default=None, ge=1, description="Default: the processor's (14).")
+    merge_size: int | None = Field(default=None, ge=1, description="Default: the processor's (2).")
+    image_marker_tokens: int = Field(default=2, ge=0, description="Tokens around each image's own.")
 
     def _load(self, ctx: Context) -> tuple[Any, dict[str, int]]:
         local = ctx.resolve(self.tokenizer)

@@ -66,8 +66,9 @@ def sample(
 
 def rows(*samples: Sample) -> pl.DataFrame:
     """The rows of `samples` as a filter sees them (one file, dataset order)."""
-    frame = pl.from_arrow(samples_to_table(list(samples))).drop("images")
-    assert isinstance(frame, pl.DataFrame)
+    table = pl.from_arrow(samples_to_table(list(samples)))
+    assert isinstance(table, pl.DataFrame)
+    frame = table.drop("images")
     n = frame.height
     return frame.with_columns(
         pl.Series(ROW, range(n), dtype=pl.UInt32),

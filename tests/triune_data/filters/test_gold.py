@@ -8,14 +8,14 @@ import pytest
 from tests.triune_data.filters._rows import context, outcome, rows, sample, with_null
 from triune_data.filters import gold
 from triune_data.filters.gold import GoldVerifies, gold_completion
-from triune_data.types import Sample
+from triune_data.types import Sample, Task
 
 MCQ = json.dumps({"options": ["3", "4", "5"]})
 NORM = json.dumps({"coords": "norm1000"})
 
 
 def det(id: str, boxes: list, *, verifier: str = "detection", params: str = "{}", **kw) -> Sample:
-    task = "grounding" if verifier == "grounding" else "detection"
+    task: Task = "grounding" if verifier == "grounding" else "detection"
     return sample(
         id, task=task, answer="", ground_truth="", verifier=verifier, params=params, boxes=boxes, **kw
     )

@@ -6,9 +6,10 @@ import pytest
 
 from tests.triune_data.filters._rows import context, outcome, rows, sample, with_null
 from triune_data.filters.ocr import OcrLanguage, OcrVerifiable
+from triune_data.types import Sample
 
 
-def ocr(answer: str, id: str = "a") -> object:
+def ocr(answer: str, id: str = "a") -> Sample:
     return sample(id, task="ocr", answer=answer, verifier="ocr")
 
 

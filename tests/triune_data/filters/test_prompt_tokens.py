@@ -86,7 +86,8 @@ def test_prompt_tokens_counts_text_and_images(
     ]
 
 
-def test_prompt_tokens_limits_from_processor_and_params(tokenizer_dir: Path) -> None:
+def test_prompt_tokens_limits_from_processor_and_params(tokenizer_dir: Path, question_tokens: tuple) -> None:
+    templated = question_tokens[1]
     ctx = context(tokenizer_dir.parent)
     batch = rows(sample("a", sizes=[(1000, 500)]))
     verdict = PromptTokens(tokenizer="tiny", max_tokens=1, image_marker_tokens=0).apply(batch, ctx)
@@ -98,7 +99,7 @@ def test_prompt_tokens_limits_from_processor_and_params(tokenizer_dir: Path) -> 
     }
     # a 256-pixel budget per side: 1000×500 -> 336×168 (12 × 6 tokens)
     small = PromptTokens(tokenizer="tiny", max_tokens=1, image_marker_tokens=0, max_pixels=256 * 256)
-    assert small.apply(batch, ctx).detail[0].endswith("+ images 72)")
+    assert outcome(small.apply(batch, ctx))[0][1] == f"{templated + 72} tokens (text {templated} + images 72)"
 
 
 def test_prompt_tokens_null_and_multi_message_prompts(tokenizer_dir: Path, question_tokens: tuple) -> None:
