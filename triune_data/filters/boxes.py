@@ -9,7 +9,6 @@ filter recipe's seed and the rows' ids (`_seeded`), never on row order or other 
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Literal
 
 import polars as pl
@@ -41,12 +40,16 @@ def _aligned(rows: pl.DataFrame, per_row: pl.DataFrame) -> pl.DataFrame:
 
 
 def _box_stats(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per row: `most` (largest number of boxes of one label), its `label`, and `boxes` (total)."""
-    per_label = _per_label(rows)
+    """Per row: `most` (largest number of boxes of one label), its `label` (the first by name when
+    several tie), and `boxes` (total)."""
     top = (
-        per_label.sort([_I, "n", "label"], descending=[False, True, False])
-        .group_by(_I, maintain_order=True)
-        .agg(pl.col("n").first().alias("most"), pl.col("label").first(), pl.col("n").sum().alias("boxes"))
+        _per_label(rows)
+        .group_by(_I)
+        .agg(  # (sort_by, not filter().min(): polars 2.1 can panic formatting a string min of a filter)
+            pl.col("n").max().alias("most"),
+            pl.col("label").sort_by("n", "label", descending=[True, False]).first(),
+            pl.col("n").sum().alias("boxes"),
+        )
     )
     return _aligned(rows, top).with_columns(pl.col("most", "boxes").fill_null(0))
 
@@ -112,6 +115,20 @@ class BoxArea(Filter):
         return Verdict(out.is_not_null(), detail=out)
 
 
+def _seeded_order(frame: pl.DataFrame, candidate: pl.Expr, by: list[str], seed: int, salt: str) -> pl.Series:
+    """1-based place of each candidate row within its `by` group, in seeded-rank order of its id
+    (ties, which need equal ids, by id); null for the other rows. Only candidates are hashed."""
+    picked = frame.filter(candidate).select(_I, "id", *by)
+    ordered = (
+        picked.with_columns(seeded_rank(picked["id"], seed, salt))
+        .sort([*by, "rank", "id"])
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(by).alias("order"))
+    )
+    return frame.select(_I).join(ordered.select(_I, "order"), on=_I, how="left", maintain_order="left")[
+        "order"
+    ]
+
+
 def _groups(rows: pl.DataFrame, per_source: bool) -> pl.Expr:
     return pl.col("data_source").fill_null("") if per_source else pl.lit("")
 
@@ -145,7 +162,6 @@ class SingleMultiRatio(Filter):
                 _I: stats[_I],
                 "group": rows.select(_groups(rows, self.per_source)).to_series(),
                 "id": rows["id"].fill_null(""),
-                "rank": seeded_rank(rows["id"], ctx.seed, self.name),
                 "kind": stats.select(
                     pl.when(count == 0)
                     .then(pl.lit("none"))
@@ -163,9 +179,10 @@ class SingleMultiRatio(Filter):
             .floor()
             .cast(pl.Int64)
             .alias("allowed"),
-            pl.struct("rank", "id").rank("ordinal").over("group", "kind").alias("order"),
         )
-        drop = (pl.col("kind") == "single") & (pl.col("order") > pl.col("allowed"))
+        trimmed = (pl.col("kind") == "single") & (pl.col("singles") > pl.col("allowed"))
+        frame = frame.with_columns(_seeded_order(frame, trimmed, ["group"], ctx.seed, self.name))
+        drop = (pl.col("order") > pl.col("allowed")).fill_null(False)
         out = frame.select(
             drop.alias("drop"),
             pl.when(drop)
@@ -208,44 +225,36 @@ class CategoryBalance(Filter):
     per_source: bool = Field(default=True, description="Balance within each data_source.")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
-        labels = _per_label(rows).join(
-            _indexed(rows, _groups(rows, self.per_source).alias("group")), on=_I, how="left"
-        )
-        labels = labels.with_columns(pl.len().over("group", "label").alias("carriers"))
-        primary = (
-            labels.sort([_I, "carriers", "label"])
-            .group_by(_I, maintain_order=True)
-            .agg(pl.col("label").first().alias("primary"), pl.col("group").first())
-        )
-        primary = primary.join(
-            pl.DataFrame(
-                {
-                    _I: pl.int_range(rows.height, dtype=pl.UInt32, eager=True),
-                    "id": rows["id"].fill_null(""),
-                    "rank": seeded_rank(rows["id"], ctx.seed, self.name),
-                }
-            ),
-            on=_I,
-            how="left",
-        )
-        mean = pl.len().over("group") / pl.col("primary").n_unique().over("group")
-        caps = [pl.lit(self.max_per_category, dtype=pl.Float64)] if self.max_per_category else []
+        caps = [pl.lit(float(self.max_per_category))] if self.max_per_category else []
         if self.max_over_mean is not None:
+            mean = pl.len().over("group") / pl.col("primary").n_unique().over("group")
             caps.append((mean * self.max_over_mean).ceil())
-        cap = pl.min_horizontal(caps) if caps else pl.lit(math.inf)
-        primary = primary.with_columns(
-            cap.alias("cap"),
-            pl.len().over("group", "primary").alias("held"),
-            pl.struct("rank", "id").rank("ordinal").over("group", "primary").alias("order"),
+        if not caps:
+            return Verdict.keep_all(rows.height)
+        labels = _per_label(rows).join(
+            _indexed(rows, "id", _groups(rows, self.per_source).alias("group")), on=_I, how="left"
         )
-        decided = primary.select(
+        carriers = pl.col("carriers")
+        primary = (
+            labels.with_columns(pl.len().over("group", "label").alias("carriers"))
+            .group_by(_I)
+            .agg(
+                pl.col("label").sort_by(carriers, "label").first().alias("primary"),
+                pl.col("group", "id").first(),
+            )
+            .with_columns(
+                pl.min_horizontal(caps).alias("cap"), pl.len().over("group", "primary").alias("held")
+            )
+        )
+        over = pl.col("held") > pl.col("cap")
+        primary = primary.with_columns(
+            _seeded_order(primary, over, ["group", "primary"], ctx.seed, self.name).alias("order")
+        )
+        decided = primary.filter(pl.col("order") > pl.col("cap")).select(
             _I,
-            (pl.col("order") > pl.col("cap")).alias("drop"),
             pl.format("'{}' holds {} samples, cap {}", "primary", "held", pl.col("cap").cast(pl.Int64)).alias(
                 "detail"
             ),
         )
-        stats = _aligned(rows, decided)
-        drop = stats["drop"].fill_null(False)
-        detail = stats.select(pl.when(pl.col("drop")).then(pl.col("detail"))).to_series()
-        return Verdict(drop, detail=detail)
+        detail = _aligned(rows, decided)["detail"]
+        return Verdict(detail.is_not_null(), detail=detail)
