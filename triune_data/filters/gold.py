@@ -104,23 +104,38 @@ def _item(row: dict[str, Any]) -> Any:
 
 
 def _judge(items: Sequence[Any], min_accuracy: float) -> list[str | None]:
-    """For each item (or reason it has none): None when its gold verifies, else why not."""
+    """For each item (or reason it has none): None when its gold verifies, else why not.
+
+    Text golds repeat (numeric answers, yes/no, option letters) and math-verify costs milliseconds
+    an item, so their verdicts are memoised by (verifier, params, ground truth, completion): nothing
+    else in an item changes a text verifier's accuracy, status or message.
+    """
     from triune_data.verifiers import score
 
     out: list[str | None] = []
+    seen: dict[tuple[str, str, str, str], str | None] = {}
     for item in items:
         if isinstance(item, str):
             out.append(item[:300])
             continue
+        key = None
+        if isinstance(item.ground_truth, str) and isinstance(item.params, str):
+            key = (item.verifier, item.params, item.ground_truth, item.completion)
+            if key in seen:
+                out.append(seen[key])
+                continue
         result = score(item)
         if result.status != "ok":
-            out.append(f"{result.status}: {result.message}"[:300])
+            reason: str | None = f"{result.status}: {result.message}"[:300]
         elif result.accuracy < min_accuracy:
             read = "" if result.prediction is None else f" (read {str(result.prediction)[:60]!r})"
             why = f": {result.message}" if result.message else ""
-            out.append(f"accuracy {result.accuracy:g}{read}{why}"[:300])
+            reason = f"accuracy {result.accuracy:g}{read}{why}"[:300]
         else:
-            out.append(None)
+            reason = None
+        if key is not None:
+            seen[key] = reason
+        out.append(reason)
     return out
 
 

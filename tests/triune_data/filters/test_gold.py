@@ -119,3 +119,23 @@ def test_gold_workers_agree_with_in_process(tmp_path: Path, monkeypatch: pytest.
     serial = GoldVerifies().apply(batch, context(tmp_path))
     pooled = GoldVerifies(workers=2).apply(batch, context(tmp_path))
     assert outcome(pooled) == outcome(serial)
+
+
+def test_gold_memo_keeps_params_apart_and_null_reward_is_dropped(tmp_path: Path) -> None:
+    two = json.dumps({"options": ["3", "4"]})
+    batch = rows(
+        sample("a", answer="C", verifier="mcq", params=MCQ),
+        sample("b", answer="C", verifier="mcq", params=two),  # same gold and completion, other options
+        sample("c", answer="C", verifier="mcq", params=MCQ),
+        sample("d"),
+    )
+    batch = with_null(batch, "reward", 3)
+    assert outcome(GoldVerifies().apply(batch, context(tmp_path))) == [
+        (False, None),
+        (True, "error: mcq: ground truth 'C' matches no option text or label"),
+        (False, None),
+        (
+            True,
+            "unknown verifier '' (known: counting, detection, format, grounding, math, mathverify, mcq, ocr)",
+        ),
+    ]
