@@ -1,5 +1,7 @@
 """The registry of filters: every built-in filter registered, named apart from build rejects."""
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -70,3 +72,15 @@ def test_every_rule_filter_reads_only_its_declared_columns(tmp_path: Path) -> No
         narrow = batch.select(*cls.columns, ROW, FILE, POS)
         assert cls().apply(narrow, context(tmp_path)).drop.len() == 2, name
     assert get_filter("prompt_tokens").columns == ("prompt", "image_sizes")
+
+
+def test_importing_the_filters_stays_light() -> None:
+    """The runner imports every filter: transformers and math-verify load only when a filter runs."""
+    code = (
+        "import sys\n"
+        "import triune_data.filters\n"
+        "triune_data.filters.filter_names()\n"
+        "bad = [m for m in ('torch', 'transformers', 'sympy', 'math_verify') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
