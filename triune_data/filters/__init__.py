@@ -3,8 +3,16 @@
 Importing this package registers every built-in filter (one module each); `base` has the unit.
 """
 
-# Built-in filters, one module each (importing registers them).
-from triune_data.filters.band import DifficultyBand as DifficultyBand
+# ruff: noqa: F401  (importing a filter module registers its filters; one line per module, sorted)
+import triune_data.filters.answers
+import triune_data.filters.band
+import triune_data.filters.boxes
+import triune_data.filters.difficulty
+import triune_data.filters.gold
+import triune_data.filters.image_size
+import triune_data.filters.ocr
+import triune_data.filters.phrases
+import triune_data.filters.prompt_tokens
 from triune_data.filters.base import (
     Context,
     Filter,
@@ -14,6 +22,5 @@ from triune_data.filters.base import (
     get_filter,
     register_filter,
 )
-from triune_data.filters.difficulty import DifficultyStats as DifficultyStats
 
 __all__ = ["Context", "Filter", "Verdict", "filter_names", "filter_reasons", "get_filter", "register_filter"]
