@@ -3,6 +3,9 @@
 Importing this package registers every built-in filter (one module each); `base` has the unit.
 """
 
+# Built-in filters register on import: one line per module, sorted.
+import triune_data.filters.dedup
+import triune_data.filters.near_dedup  # noqa: F401
 from triune_data.filters.base import (
     Context,
     Filter,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -140,15 +141,15 @@ def first_of_clusters(near: NearPairs) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(near.unique_of, kind="stable")
     sorted_u = near.unique_of[order]
     bounds = np.flatnonzero(np.r_[True, sorted_u[1:] != sorted_u[:-1], True])
-    rows_of = {int(sorted_u[s]): order[s:e] for s, e in zip(bounds[:-1], bounds[1:], strict=True)}
+    rows_of = {int(sorted_u[s]): order[s:e] for s, e in pairwise(bounds.tolist())}
     neighbours: dict[int, list[tuple[int, int]]] = {}
     for a, b, d in zip(near.a.tolist(), near.b.tolist(), near.distance.tolist(), strict=True):
         neighbours.setdefault(a, []).append((b, d))
         neighbours.setdefault(b, []).append((a, d))
     shared = {u for u, rows in rows_of.items() if len(rows) > 1} | set(neighbours)
-    candidates = np.sort(np.concatenate([rows_of[u] for u in shared])) if shared else []
+    candidates = sorted(r for u in shared for r in rows_of[u].tolist())
     is_keeper = np.zeros(n, dtype=bool)
-    for r in candidates.tolist() if len(candidates) else []:
+    for r in candidates:
         if keeper[r] >= 0:
             continue
         is_keeper[r] = True

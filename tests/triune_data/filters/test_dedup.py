@@ -1,0 +1,56 @@
+"""`exact_dedup`: same image bytes (or path) and normalised prompt keep the first row only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
+from triune_data.filters import get_filter
+from triune_data.filters.base import Context, Filter
+
+COLUMNS = ("id", "data_source", "split", "prompt", "answer")
+
+
+def run(flt: Filter, rows: pl.DataFrame, ctx: Context) -> dict[str, str | None]:
+    """id -> detail for dropped rows, None for kept ones."""
+    verdict = flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx)
+    assert verdict.drop.len() == rows.height
+    detail = (
+        verdict.detail
+        if verdict.detail is not None
+        else pl.repeat(None, rows.height, dtype=pl.Utf8, eager=True)
+    )
+    return {
+        i: (d if drop else None)
+        for i, drop, d in zip(rows["id"].to_list(), verdict.drop.to_list(), detail.to_list(), strict=True)
+    }
+
+
+def test_exact_duplicates_keep_the_first_in_dataset_order(tmp_path: Path) -> None:
+    a, b = encode(photo(1)), encode(photo(2))
+    samples = [
+        sample("s0", [a]),
+        sample("s1", [b]),
+        sample("s2", [a]),  # same bytes, same prompt: duplicate of s0
+        sample("s3", [a], prompt="<image>Detect   every SHAPE and give its box. "),  # normalised: same
+        sample("s4", [a], prompt="Detect every shape and give its box.<image>"),  # placeholder moved
+        sample("s5", [a, b]),  # two images: another sample
+        sample("s6", [a, b], data_source="other"),  # same in another source: duplicate of s5
+        sample("s7", [encode(photo(1), quality=80)]),  # same picture, other bytes: not exact
+        sample("s8", [a], answer="3"),  # answers are ignored by default
+    ]
+    root = write_dataset(tmp_path / "ds", samples, rows_per_file=4)
+    rows, ctx = rows_of(root, tmp_path / "work", COLUMNS)
+    assert run(get_filter("exact_dedup")(), rows, ctx) == {
+        "s0": None,
+        "s1": None,
+        "s2": "duplicate of s0",
+        "s3": "duplicate of s0",
+        "s4": None,
+        "s5": None,
+        "s6": "duplicate of s5",
+        "s7": None,
+        "s8": "duplicate of s0",
+    }

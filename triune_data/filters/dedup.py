@@ -1,0 +1,42 @@
+"""`exact_dedup`: the same sample twice (same image bytes and prompt) keeps only its first row."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+from pydantic import Field
+
+from triune_data.filters.base import Context, Filter, Verdict, register_filter
+from triune_data.filters.image_keys import digests, prompt_keys
+
+
+@register_filter
+class ExactDedup(Filter):
+    """Same images and normalised prompt as an earlier row (and the same answer with `answer: true`).
+
+    Images compare by the sha256 of their bytes (an image stored by path only, by its path);
+    prompts after lowercasing and collapsing whitespace (the `<image>` placeholder is kept, so a
+    prompt with the image before the text differs from one with it after). The first row in
+    dataset order is kept; the others name it: `duplicate of {id}`. Across data sources too: the
+    same sample in two sources is one sample. Image digests are cached per shard in the stage's
+    work folder, so a rerun or `--resume` does not read the bytes again.
+    """
+
+    name: ClassVar[str] = "exact_dedup"
+    columns: ClassVar[tuple[str, ...]] = ("id", "prompt", "answer")
+
+    answer: bool = Field(False, description="Also require the same answer (exactly, as stored).")
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        if rows.height == 0:
+            return Verdict.keep_all(0)
+        keys = pl.concat([digests(ctx, rows).select("digest"), prompt_keys(rows)], how="horizontal")
+        if self.answer:
+            keys = keys.with_columns(rows["answer"].alias("answer"))
+        key = pl.struct(keys.columns)
+        decided = keys.with_columns(rows["id"]).select(
+            drop=~key.is_first_distinct(),
+            detail=pl.lit("duplicate of ") + pl.col("id").first().over(key),
+        )
+        return Verdict(decided["drop"], detail=decided["detail"])
