@@ -4,6 +4,7 @@ Importing this package registers every built-in filter (one module each); `base`
 """
 
 # Built-in filters register on import: one line per module, sorted.
+import triune_data.filters.contamination
 import triune_data.filters.dedup
 import triune_data.filters.near_dedup  # noqa: F401
 from triune_data.filters.base import (
