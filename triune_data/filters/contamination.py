@@ -17,6 +17,8 @@ from triune_data.filters.near_dedup import Match, hash_groups
 from triune_data.manifest import read_manifest
 from triune_data.writer import read_shard
 
+# Rows, their Context, which are references, where they are (None: this dataset, by split).
+_Part = tuple[pl.DataFrame, Context, np.ndarray, str | None]
 # What a reference dataset's rows need (the columns of the rows this filter reads).
 _REFERENCE_COLUMNS = ("id", "data_source", "split", "prompt")
 
@@ -49,18 +51,23 @@ class Contamination(Filter):
     against: list[str] = Field(
         default_factory=list, description="Other triune dataset directories whose rows are references."
     )
-    action: Literal["report", "drop"] = Field("report", description="Only report hits, or also drop them.")
-    match: Match = Field("image", description="Images alone, or images and the normalised prompt.")
+    action: Literal["report", "drop"] = Field(
+        default="report", description="Only report hits, or also drop them."
+    )
+    match: Match = Field(default="image", description="Images alone, or images and the normalised prompt.")
     max_hamming: int | None = Field(
-        None, ge=0, le=24, description="Also match images within this many pHash bits (None: exact only)."
+        default=None,
+        ge=0,
+        le=24,
+        description="Also match images within this many pHash bits (None: exact only).",
     )
     max_listed: int = Field(
-        1000, ge=0, description="Hits listed in the facts per data_source (all are counted)."
+        default=1000, ge=0, description="Hits listed in the facts per data_source (all are counted)."
     )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         n = rows.height
-        parts = [(rows, ctx, rows["split"].is_in(self.test_splits).to_numpy(), None)]
+        parts: list[_Part] = [(rows, ctx, rows["split"].is_in(self.test_splits).to_numpy(), None)]
         for path in self.against:
             other_rows, other_ctx = _reference_rows(ctx.resolve(path), ctx)
             parts.append((other_rows, other_ctx, np.ones(other_rows.height, dtype=bool), path))
@@ -117,7 +124,7 @@ class Contamination(Filter):
             .select(pl.col("i").cast(pl.UInt32), pl.col("ref").cast(pl.UInt32), hamming=pl.lit(-1, pl.Int64))
         )
 
-    def _near_hits(self, parts: list[Any], table: pl.DataFrame) -> pl.DataFrame:
+    def _near_hits(self, parts: list[_Part], table: pl.DataFrame) -> pl.DataFrame:
         """Train rows within `max_hamming` of a reference: (i, ref, hamming)."""
         signatures, counts, hashed = [], [], []
         for part_rows, part_ctx, _, _ in parts:
@@ -190,8 +197,9 @@ def _reference_rows(root: Path, ctx: Context) -> tuple[pl.DataFrame, Context]:
         )
     if not frames:  # a dataset with no rows: nothing to match
         message = pl.Struct({"role": pl.Utf8, "content": pl.Utf8})
-        schema = {"id": pl.Utf8, "data_source": pl.Utf8, "split": pl.Utf8, "prompt": pl.List(message)}
-        frames = [pl.DataFrame(schema={**schema, FILE: pl.Int64, POS: pl.Int64})]
+        schema: dict[str, pl.DataType] = {"id": pl.Utf8(), "data_source": pl.Utf8(), "split": pl.Utf8()}
+        schema |= {"prompt": pl.List(message), FILE: pl.Int64(), POS: pl.Int64()}
+        frames = [pl.DataFrame(schema=schema)]
     rows = pl.concat(frames).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
     other = Context(root=root, files=files, recipe_dir=ctx.recipe_dir, seed=ctx.seed, work=ctx.work)
     return rows, other

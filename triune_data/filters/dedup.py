@@ -26,7 +26,7 @@ class ExactDedup(Filter):
     name: ClassVar[str] = "exact_dedup"
     columns: ClassVar[tuple[str, ...]] = ("id", "prompt", "answer")
 
-    answer: bool = Field(False, description="Also require the same answer (exactly, as stored).")
+    answer: bool = Field(default=False, description="Also require the same answer (exactly, as stored).")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         if rows.height == 0:

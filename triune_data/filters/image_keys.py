@@ -67,10 +67,17 @@ def _cached(
         if missing.height:
             fresh = compute(missing).select(pl.col(POS).cast(pl.Int64), *schema)
             known = pl.concat([known, fresh.cast(schema)]).sort(POS)  # type: ignore[arg-type]
-            atomic.write_file(cache, lambda tmp, table=known: table.write_parquet(tmp))
+            _write_cache(cache, known)
         parts.append(part.join(known, on=POS, how="left").drop(FILE, POS))
     merged = pl.concat(parts) if parts else pl.DataFrame(schema={ROW: pl.Int64, **schema})
     return rows.select(ROW).join(merged, on=ROW, how="left", maintain_order="left").drop(ROW)
+
+
+def _write_cache(path: Path, table: pl.DataFrame) -> None:
+    def produce(tmp: Path) -> None:
+        table.write_parquet(tmp)
+
+    atomic.write_file(path, produce)
 
 
 def _paths(ctx: Context, file_index: int, positions: pl.Series) -> list[list[str | None]]:

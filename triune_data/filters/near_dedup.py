@@ -53,12 +53,15 @@ class NearDedup(Filter):
     tasks: list[Task] | None = Field(
         default_factory=lambda: list(PHOTO_TASKS), description="Only rows of these tasks (photos)."
     )
-    max_hamming: int = Field(6, ge=0, le=24, description="Most differing bits of two copies' 64-bit pHashes.")
+    max_hamming: int = Field(
+        default=6, ge=0, le=24, description="Most differing bits of two copies' 64-bit pHashes."
+    )
     match: Match = Field(
-        "image_and_prompt", description="Also require the same prompt, or compare images alone."
+        default="image_and_prompt", description="Also require the same prompt, or compare images alone."
     )
     exact_decode: bool = Field(
-        False, description="Decode JPEGs in full (bit-exact imagehash) instead of libjpeg's fast downscale."
+        default=False,
+        description="Decode JPEGs in full (bit-exact imagehash) instead of libjpeg's fast downscale.",
     )
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:

@@ -9,7 +9,7 @@ import pytest
 from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
 from tests.triune_data.filters.test_dedup import run
 from triune_data.errors import DatasetError
-from triune_data.filters import get_filter
+from triune_data.filters.contamination import Contamination
 
 COLUMNS = ("id", "data_source", "split", "task", "prompt", "answer")
 A, B, C, D, E = (encode(photo(k)) for k in range(20, 25))
@@ -39,7 +39,7 @@ def datasets(tmp_path: Path) -> tuple[Path, Path]:
 def test_image_matches_against_test_splits_are_reported(datasets: tuple[Path, Path], tmp_path: Path) -> None:
     own, _ = datasets
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    flt = get_filter("contamination")()
+    flt = Contamination()
     verdict = flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx)
     assert not verdict.drop.any()  # report: drops nothing
     assert verdict.facts == {
@@ -60,7 +60,7 @@ def test_drop_names_the_other_sample_and_never_drops_test_rows(
 ) -> None:
     own, bench = datasets
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    got = run(get_filter("contamination")(action="drop", against=[str(bench)]), rows, ctx)
+    got = run(Contamination(action="drop", against=[str(bench)]), rows, ctx)
     assert got == {
         "t0": "matches x0 in split test",
         "t1": None,  # B re-encoded in the benchmark: not the same bytes
@@ -78,7 +78,7 @@ def test_drop_names_the_other_sample_and_never_drops_test_rows(
 def test_against_another_dataset_with_phash(datasets: tuple[Path, Path], tmp_path: Path) -> None:
     own, _ = datasets
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    flt = get_filter("contamination")(action="drop", against=["eval"], test_splits=[], max_hamming=6)
+    flt = Contamination(action="drop", against=["eval"], test_splits=[], max_hamming=6)
     # relative paths resolve against the recipe's folder (here the datasets' parent)
     got = run(flt, rows, ctx)
     assert got["t2"] == "matches e1 in eval"  # exact beats near
@@ -90,7 +90,7 @@ def test_against_another_dataset_with_phash(datasets: tuple[Path, Path], tmp_pat
 def test_image_and_prompt_needs_both(datasets: tuple[Path, Path], tmp_path: Path) -> None:
     own, _ = datasets
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    got = run(get_filter("contamination")(action="drop", match="image_and_prompt"), rows, ctx)
+    got = run(Contamination(action="drop", match="image_and_prompt"), rows, ctx)
     assert {k: v for k, v in got.items() if v} == {
         "t0": "matches x3 in split validation",  # x0 has the image but another question
         "t2": "matches x1 in split val",
@@ -102,7 +102,7 @@ def test_image_and_prompt_needs_both(datasets: tuple[Path, Path], tmp_path: Path
 def test_listing_is_bounded_but_counts_are_not(datasets: tuple[Path, Path], tmp_path: Path) -> None:
     own, _ = datasets
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    flt = get_filter("contamination")(max_listed=1)
+    flt = Contamination(max_listed=1)
     facts = flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx).facts
     assert facts["hits"] == {"coco": 2, "src": 1}
     assert [len(v) for v in facts["listed"].values()] == [1, 1]
@@ -111,6 +111,6 @@ def test_listing_is_bounded_but_counts_are_not(datasets: tuple[Path, Path], tmp_
 def test_against_a_folder_that_is_not_a_dataset_is_one_clear_error(tmp_path: Path) -> None:
     own = write_dataset(tmp_path / "own", [sample("t0", [A])])
     rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
-    flt = get_filter("contamination")(against=[str(tmp_path / "nowhere")])
+    flt = Contamination(against=[str(tmp_path / "nowhere")])
     with pytest.raises(DatasetError, match="nowhere: contamination `against` needs a triune dataset"):
         flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx)

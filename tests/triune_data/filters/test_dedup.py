@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 
 from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
-from triune_data.filters import get_filter
 from triune_data.filters.base import Context, Filter
+from triune_data.filters.dedup import ExactDedup
 
 COLUMNS = ("id", "data_source", "split", "prompt", "answer")
 
@@ -43,7 +43,7 @@ def test_exact_duplicates_keep_the_first_in_dataset_order(tmp_path: Path) -> Non
     ]
     root = write_dataset(tmp_path / "ds", samples, rows_per_file=4)
     rows, ctx = rows_of(root, tmp_path / "work", COLUMNS)
-    assert run(get_filter("exact_dedup")(), rows, ctx) == {
+    assert run(ExactDedup(), rows, ctx) == {
         "s0": None,
         "s1": None,
         "s2": "duplicate of s0",
@@ -54,3 +54,14 @@ def test_exact_duplicates_keep_the_first_in_dataset_order(tmp_path: Path) -> Non
         "s7": None,
         "s8": "duplicate of s0",
     }
+
+
+def test_the_dedup_filters_are_registered_under_their_names() -> None:
+    from triune_data.filters import filter_reasons, get_filter
+    from triune_data.filters.contamination import Contamination
+    from triune_data.filters.near_dedup import NearDedup
+
+    assert get_filter("exact_dedup") is ExactDedup
+    assert get_filter("near_dedup") is NearDedup
+    assert get_filter("contamination") is Contamination
+    assert filter_reasons()["near_dedup"].startswith("Images a near-copy (pHash within")

@@ -10,8 +10,8 @@ from PIL import Image
 
 from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
 from tests.triune_data.filters.test_dedup import run
-from triune_data.filters import get_filter
 from triune_data.filters.base import Context
+from triune_data.filters.near_dedup import NearDedup
 
 COLUMNS = ("id", "data_source", "split", "task", "prompt", "answer")
 
@@ -43,7 +43,7 @@ def test_planted_near_copies_are_found_and_distinct_images_are_not(tmp_path: Pat
             expected[f"d{k}-{kind}"] = f"near-copy of d{k}"
     root = write_dataset(tmp_path / "ds", samples, rows_per_file=16)
     rows, ctx = rows_of(root, tmp_path / "work", COLUMNS)
-    got = run(get_filter("near_dedup")(), rows, ctx)
+    got = run(NearDedup(), rows, ctx)
     assert {i: d and d.split(" (")[0] for i, d in got.items()} == expected
     hamming = sorted(int(d.split("hamming ")[1][:-1]) for d in got.values() if d)
     assert hamming[-1] <= 6
@@ -58,7 +58,7 @@ def test_an_earlier_near_copy_is_kept_and_the_original_dropped(tmp_path: Path) -
         sample("other", [encode(photo(4))]),
     ]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    assert run(get_filter("near_dedup")(), rows, ctx) == {
+    assert run(NearDedup(), rows, ctx) == {
         "png": None,
         "jpeg": "near-copy of png (hamming 0)",
         "other": None,
@@ -73,13 +73,13 @@ def test_prompt_must_match_unless_match_image(tmp_path: Path) -> None:
         sample("q3", [encode(photo(5), "PNG")], prompt="<image>find the  RED circle."),
     ]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    by_prompt = run(get_filter("near_dedup")(), rows, ctx)
+    by_prompt = run(NearDedup(), rows, ctx)
     assert {k: v and v.split(" (")[0] for k, v in by_prompt.items()} == {
         "q1": None,
         "q2": None,
         "q3": "near-copy of q1",
     }
-    by_image = run(get_filter("near_dedup")(match="image"), rows, ctx)
+    by_image = run(NearDedup(match="image"), rows, ctx)
     assert {k: v and v.split(" (")[0] for k, v in by_image.items()} == {
         "q1": None,
         "q2": "near-copy of q1",
@@ -91,8 +91,8 @@ def test_threshold_zero_keeps_a_crop(tmp_path: Path) -> None:
     im = photo(6)
     samples = [sample("a", [encode(im)]), sample("b", [encode(crop(im, 0.015))])]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    assert run(get_filter("near_dedup")(max_hamming=0), rows, ctx) == {"a": None, "b": None}
-    assert run(get_filter("near_dedup")(max_hamming=12), rows, ctx)["b"] is not None
+    assert run(NearDedup(max_hamming=0), rows, ctx) == {"a": None, "b": None}
+    assert run(NearDedup(max_hamming=12), rows, ctx)["b"] is not None
 
 
 def test_undecodable_and_path_only_images_are_kept_and_counted(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_undecodable_and_path_only_images_are_kept_and_counted(tmp_path: Path) -
         sample("bomb", [encode(Image.new("L", (10_000, 9_000)), "PNG")], data_source="big"),
     ]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    flt = get_filter("near_dedup")()
+    flt = NearDedup()
     verdict = flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx)
     assert verdict.drop.to_list() == [False, True, False, False, False, False, False, False]
     assert verdict.facts["unhashed"] == {"big": 1, "src": 5}
@@ -123,7 +123,7 @@ def test_multi_image_rows_compare_every_image(tmp_path: Path) -> None:
         sample("a", [a]),  # one image only
     ]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    got = run(get_filter("near_dedup")(), rows, ctx)
+    got = run(NearDedup(), rows, ctx)
     assert {k: v and v.split(" (")[0] for k, v in got.items()} == {
         "ab": None,
         "ab2": "near-copy of ab",
@@ -135,17 +135,15 @@ def test_multi_image_rows_compare_every_image(tmp_path: Path) -> None:
 def test_second_run_reads_hashes_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     samples = [sample(f"s{k}", [encode(photo(k % 3))]) for k in range(6)]
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
-    first = run(get_filter("near_dedup")(), rows, ctx)
+    first = run(NearDedup(), rows, ctx)
     assert list(first.values()).count(None) == 3
 
     def no_reading(self: Context, *args: object, **kwargs: object) -> None:
         raise AssertionError("images read again")
 
     monkeypatch.setattr(Context, "images", no_reading)
-    assert run(get_filter("near_dedup")(), rows, ctx) == first
-    assert run(get_filter("near_dedup")(), rows[2:], ctx) == {
-        k: v for k, v in first.items() if k not in ("s0", "s1")
-    } | {
+    assert run(NearDedup(), rows, ctx) == first
+    assert run(NearDedup(), rows[2:], ctx) == {k: v for k, v in first.items() if k not in ("s0", "s1")} | {
         "s3": None,
         "s4": None,
     }
