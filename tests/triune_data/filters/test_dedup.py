@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
 from triune_data.filters.base import Context, Filter
@@ -65,3 +66,51 @@ def test_the_dedup_filters_are_registered_under_their_names() -> None:
     assert get_filter("near_dedup") is NearDedup
     assert get_filter("contamination") is Contamination
     assert filter_reasons()["near_dedup"].startswith("Images a near-copy (pHash within")
+
+
+def test_images_by_path_compare_by_path_and_answer_can_be_required(tmp_path: Path) -> None:
+    a = encode(photo(1))
+    samples = [
+        sample("p0", ["images/a.jpg"], answer="1"),
+        sample("p1", ["images/a.jpg"], answer="2"),
+        sample("p2", ["images/b.jpg"], answer="1"),
+        sample("p3", ["images/a.jpg", a], answer="1"),  # a path and bytes
+        sample("p4", ["images/a.jpg", a], answer="1"),
+        sample("p5", [b"images/a.jpg"], answer="1"),  # bytes that spell the path are not the path
+        sample("p6", [b"not an image"], answer="1"),  # undecodable bytes still hash
+        sample("p7", [b"not an image"], answer="1"),
+    ]
+    rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
+    assert run(ExactDedup(), rows, ctx) == {
+        "p0": None,
+        "p1": "duplicate of p0",
+        "p2": None,
+        "p3": None,
+        "p4": "duplicate of p3",
+        "p5": None,
+        "p6": None,
+        "p7": "duplicate of p6",
+    }
+    with_answer = run(ExactDedup(answer=True), rows, ctx)
+    assert with_answer["p1"] is None and with_answer["p4"] == "duplicate of p3"
+
+
+def test_digests_are_cached_per_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [sample(f"s{k}", [encode(photo(k % 2))]) for k in range(5)]
+    root = write_dataset(tmp_path / "ds", samples, rows_per_file=2)
+    rows, ctx = rows_of(root, tmp_path / "work", COLUMNS)
+    first = run(ExactDedup(), rows, ctx)
+    assert first == {
+        "s0": None,
+        "s1": None,
+        "s2": "duplicate of s0",
+        "s3": "duplicate of s1",
+        "s4": "duplicate of s0",
+    }
+    assert len(list((tmp_path / "work" / "image_keys").glob("digest-*.parquet"))) == 3  # one per shard
+
+    def no_reading(self: Context, *args: object, **kwargs: object) -> None:
+        raise AssertionError("image bytes read again")
+
+    monkeypatch.setattr(Context, "images", no_reading)
+    assert run(ExactDedup(), rows, ctx) == first
