@@ -1,7 +1,7 @@
 """What the dedup filters know about a row's images and prompt, computed once and cached.
 
-- `digests`: one sha256 per row over its images in order: each image's own sha256, or for an
-  image stored by path only, its path (we never open files a dataset merely points at).
+- `digests`: per row, its images in order: each image's sha256, or for an image stored by path
+  only, its path (we never open files a dataset merely points at).
 - `phash_signatures`: one pHash per image (`phash.py`), and whether every image had one.
 - `prompt_keys`: the normalised prompt (lowercase, whitespace collapsed, `<image>` kept, one line
   per message as `role: content`) as two independent 64-bit hashes (a 128-bit key, so a chance
@@ -15,11 +15,13 @@ not list it), so a second pass neither reads the image bytes nor decodes them ag
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from triune_data import atomic
 from triune_data.errors import DatasetError
@@ -80,46 +82,44 @@ def _write_cache(path: Path, table: pl.DataFrame) -> None:
     atomic.write_file(path, produce)
 
 
-def _paths(ctx: Context, file_index: int, positions: pl.Series) -> list[list[str | None]]:
-    """The `path` of each image of the rows at `positions` of one file (a projection: no bytes)."""
-    table = open_shard(ctx.files[file_index]).read(columns=["images.list.element.path"])
-    taken = table.take(positions.to_arrow()).column("images").to_pylist()
-    return [[(im or {}).get("path") for im in (ims or [])] for ims in taken]
-
-
 def digests(ctx: Context, rows: pl.DataFrame) -> pl.DataFrame:
-    """`digest` (Binary: sha256 over each row's image digests or paths) and `n_images` (Int32),
-    aligned with `rows`."""
+    """`digest` (Utf8: one token per image, NUL-separated: `b` + the sha256 of its bytes in hex, or
+    `p` + its path for an image stored by path only; "" for no images) and `n_images` (Int32),
+    aligned with `rows`. Columnar: Python touches only the bytes it hashes."""
 
     def compute(part: pl.DataFrame) -> pl.DataFrame:
-        pos_of = dict(zip(part[ROW].to_list(), part[POS].to_list(), strict=True))
-        out_pos: list[int] = []
-        out_key: list[bytes] = []
-        out_count: list[int] = []
-        file_index = int(part[FILE][0])
-        for row_ids, images in ctx.images(part, batch_rows=BATCH_ROWS):
-            positions = [pos_of[r] for r in row_ids.to_list()]
-            paths = None
-            if any(b is None for ims in images for b in ims):
-                paths = _paths(ctx, file_index, pl.Series(positions))
-            for k, ims in enumerate(images):
-                h = hashlib.sha256()
-                for j, data in enumerate(ims):
-                    if data is not None:
-                        h.update(b"b" + hashlib.sha256(data).digest())
-                    else:
-                        path = (paths[k][j] if paths else None) or ""
-                        h.update(b"p" + hashlib.sha256(path.encode()).digest())
-                out_key.append(h.digest())
-                out_count.append(len(ims))
-            out_pos.extend(positions)
+        shard = ctx.files[int(part[FILE][0])]
+        positions = part[POS].sort()
+        column = open_shard(shard).read(columns=["images"]).column("images")
+        images = column.take(positions.to_arrow()).combine_chunks()
+        flat = images.flatten()  # every image of these rows, in row order
+        data, paths = flat.flatten() if len(flat) else (pa.array([], pa.binary()), pa.array([], pa.utf8()))
+        tokens = "p" + pl.Series("t", paths, dtype=pl.Utf8).fill_null("")
+        if data.null_count < len(data):
+            hexes = pl.Series("h", list(_sha256_hex(data)), dtype=pl.Utf8)
+            tokens = pl.select(pl.when(hexes.is_not_null()).then("b" + hexes).otherwise(tokens))[:, 0]
+        per_image = pl.DataFrame({"row": pc.list_parent_indices(images), "token": tokens})
+        joined = per_image.group_by("row", maintain_order=True).agg(pl.col("token").str.join("\x00"))
+        keys = pl.DataFrame({"row": pl.int_range(len(images), eager=True, dtype=pl.Int64)}).join(
+            joined.with_columns(pl.col("row").cast(pl.Int64)), on="row", how="left", maintain_order="left"
+        )
         return pl.DataFrame(
-            {POS: out_pos, "digest": out_key, "n_images": out_count},
-            schema={POS: pl.Int64, "digest": pl.Binary, "n_images": pl.Int32},
+            {
+                POS: positions,
+                "digest": keys["token"].fill_null(""),
+                "n_images": pl.Series(pc.list_value_length(images).fill_null(0)).cast(pl.Int32),
+            }
         )
 
-    schema: dict[str, pl.DataType] = {"digest": pl.Binary(), "n_images": pl.Int32()}
+    schema: dict[str, pl.DataType] = {"digest": pl.Utf8(), "n_images": pl.Int32()}
     return _cached(ctx, _with_row_pos(rows), "digest", schema, compute)
+
+
+def _sha256_hex(data: pa.Array, batch: int = 256) -> Iterator[str | None]:
+    """The sha256 (hex) of each value of a binary array (None for a null), a batch at a time."""
+    for start in range(0, len(data), batch):
+        for value in data.slice(start, batch).to_pylist():
+            yield None if value is None else hashlib.sha256(value).hexdigest()
 
 
 def phash_signatures(

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from tests.triune_data.filters.dedup_fixtures import encode, photo, rows_of, sample, write_dataset
+from triune_data.filters import image_keys
 from triune_data.filters.base import Context, Filter
 from triune_data.filters.dedup import ExactDedup
 
@@ -109,8 +110,9 @@ def test_digests_are_cached_per_shard(tmp_path: Path, monkeypatch: pytest.Monkey
     }
     assert len(list((tmp_path / "work" / "image_keys").glob("digest-*.parquet"))) == 3  # one per shard
 
-    def no_reading(self: Context, *args: object, **kwargs: object) -> None:
+    def no_reading(*args: object, **kwargs: object) -> None:
         raise AssertionError("image bytes read again")
 
+    monkeypatch.setattr(image_keys, "open_shard", no_reading)
     monkeypatch.setattr(Context, "images", no_reading)
     assert run(ExactDedup(), rows, ctx) == first
