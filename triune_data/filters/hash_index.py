@@ -1,26 +1,33 @@
 """Near pairs of 64-bit hashes without comparing all pairs: multi-index hashing (pigeonhole).
 
-Two hashes within Hamming distance t agree exactly on at least one of any t + 1 disjoint chunks
-of their bits (t differing bits cannot touch t + 1 chunks). So: split the 64 bits into t + 1
-chunks; for each chunk sort the hashes by (group, chunk value); every pair inside a run of equal
-values is a candidate; keep the candidates whose full distance is within t. Pairs are generated
-with numpy in bounded blocks (no Python loop per pair), and identical signatures are collapsed
-first, so a thousand copies of one image cost one entry, not half a million pairs.
+Split the 64 bits into m disjoint chunks. Two hashes within Hamming distance t differ in at most
+r = t // m bits of at least one chunk (if every chunk differed in r + 1 or more bits, they would
+differ in m (r + 1) > t). So for each chunk: sort the hashes by (group, chunk value) and look up
+each hash's chunk value and every value within r bits of it (its probes); every hash found is a
+candidate; keep the candidates whose full distance is within t. With m = t + 1 chunks, r = 0 and
+the lookups are exact buckets; fewer, wider chunks with r = 1 or 2 make the buckets far smaller
+for more probes per hash. `plan` picks m for the number of hashes (t = 6: 7 chunks of 9-10 bits
+for a few hundred hashes, 4 chunks of 16 bits with r = 1 from a few thousand on).
+
+Pairs are generated with numpy in bounded blocks (no Python loop per pair), and identical
+signatures are collapsed first, so a thousand copies of one image cost one entry, not half a
+million pairs.
 
 A signature is a row of K hashes (one per image of a sample); two signatures are at the largest
 distance of their images, and only signatures of the same `group` are compared (the filters put
 the image count and, where asked, the prompt into the group). The chunks index image 0 only; the
 other images are checked when a candidate is verified.
 
-Cost: about N * (N / 2^(64/(t+1))) / 2 candidates per chunk for N well-spread hashes, e.g. 50,000
-hashes at t = 6 (7 chunks of 9-10 bits): ~2M candidates; all-pairs would be 1.25 billion.
+Cost: about m * probes * N^2 / 2^(w+1) candidates for N well-spread hashes in chunks of w bits;
+50,000 hashes at t = 6 in 4 chunks of 16 bits (17 probes each): ~1.3M candidates, where all
+pairs are 1.25 billion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import combinations, pairwise
 
 import numpy as np
 
@@ -29,44 +36,59 @@ from triune_data.filters.phash import hamming
 BLOCK_PAIRS = 1 << 22  # candidates generated and verified at a time (~100 MB of temporaries)
 
 
-def chunk_spans(max_hamming: int) -> list[tuple[int, int]]:
-    """(shift, width) of max_hamming + 1 disjoint chunks covering the 64 bits, widths within one."""
-    parts = max_hamming + 1
-    if not 1 <= parts <= 64:
-        raise ValueError(f"max_hamming must be within 0..63, not {max_hamming}")
+def chunk_spans(parts: int) -> list[tuple[int, int]]:
+    """(shift, width) of `parts` disjoint chunks covering the 64 bits, widths within one."""
+    if not 2 <= parts <= 64:
+        raise ValueError(f"the 64 bits split into 2..64 chunks, not {parts}")
     widths = [64 // parts + (1 if k < 64 % parts else 0) for k in range(parts)]
     shifts = np.cumsum([0, *widths[:-1]]).tolist()
     return list(zip(shifts, widths, strict=True))
 
 
-def _runs(keys: tuple[np.ndarray, ...], block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """All index pairs (a, b), a != b, that agree on every array of `keys`, in blocks."""
-    n = len(keys[0])
-    if n < 2:
-        return
-    order = np.lexsort(keys[::-1])  # by keys[0], then keys[1], ...
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for k in keys:
-        s = k[order]
-        change[1:] |= s[1:] != s[:-1]
-    starts = np.flatnonzero(change)
-    ends = np.append(starts[1:], n)
-    end_of = np.repeat(ends, ends - starts)  # for each sorted position, the end of its run
-    later = end_of - np.arange(n) - 1  # how many positions after it in its run
-    total = np.cumsum(later)
-    p = 0
+def probe_masks(width: int, radius: int) -> np.ndarray:
+    """Every mask of at most `radius` set bits among `width` bits (0 first)."""
+    masks = [0]
+    for r in range(1, radius + 1):
+        masks += [sum(1 << b for b in bits) for bits in combinations(range(width), r)]
+    return np.array(masks, dtype=np.uint64)
+
+
+def plan(max_hamming: int, n: int) -> tuple[int, int]:
+    """(chunks m, probe radius max_hamming // m) with the least expected work for n hashes:
+    probing (m * probes * n) plus verifying candidates (m * probes * n^2 / 2^(w+1))."""
+    if not 0 <= max_hamming <= 63:
+        raise ValueError(f"max_hamming must be within 0..63, not {max_hamming}")
+    best: tuple[float, int, int] | None = None
+    for m in range(2, max(2, min(64, max_hamming + 1)) + 1):
+        radius, width = max_hamming // m, 64 // m
+        if radius > 2 or width > 32:  # past 2 the probes explode; 32 bits leave room for the group
+            continue
+        probes = len(probe_masks(width, radius))
+        cost = m * probes * (n + n * n / 2 ** (width + 1))
+        if best is None or cost < best[0]:
+            best = (cost, m, radius)
+    if best is None:
+        raise ValueError(f"max_hamming {max_hamming} is too large to index")
+    return best[1], best[2]
+
+
+def _probe_pairs(keys: np.ndarray, probes: np.ndarray, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """All (a, b) with keys[b] == probes[a], in blocks of about `block` pairs."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    lo = np.searchsorted(sorted_keys, probes, side="left")
+    counts = np.searchsorted(sorted_keys, probes, side="right") - lo
+    total = np.cumsum(counts)
+    n, p = len(probes), 0
     while p < n:
-        # the longest stretch of positions whose pairs fit in `block` (at least one position)
+        # the longest stretch of probes whose pairs fit in `block` (at least one probe)
         base = total[p - 1] if p else 0
         q = max(p + 1, int(np.searchsorted(total, base + block, side="right")))
-        counts = later[p:q]
-        m = int(counts.sum())
+        c = counts[p:q]
+        m = int(c.sum())
         if m:
-            left = np.repeat(np.arange(p, q), counts)
-            first = np.repeat(np.cumsum(counts) - counts, counts)
-            right = left + (np.arange(m) - first) + 1
-            yield order[left], order[right]
+            first = np.repeat(np.cumsum(c) - c, c)
+            yield np.repeat(np.arange(p, q), c), order[np.repeat(lo[p:q], c) + (np.arange(m) - first)]
         p = q
 
 
@@ -74,8 +96,9 @@ def _runs(keys: tuple[np.ndarray, ...], block: int) -> Iterator[tuple[np.ndarray
 class NearPairs:
     """Signatures collapsed to distinct ones, and the near pairs among those.
 
-    `unique_of[row]` is the row's distinct signature; (a, b, distance) with a < b lists every
-    pair of distinct signatures (same group) within the threshold, each pair once."""
+    `unique_of[row]` is the row's distinct signature (numbered in order of first appearance);
+    (a, b, distance) with a < b lists every pair of distinct signatures (same group) within the
+    threshold, each pair once."""
 
     unique_of: np.ndarray  # int64, one per row
     a: np.ndarray  # int64
@@ -96,25 +119,28 @@ def near_pairs(
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     distinct = distinct[np.argsort(rank, kind="stable")]
     unique_of = rank[unique_of.ravel()]
-    group, hashes = distinct[:, 0], distinct[:, 1:]
+    hashes = distinct[:, 1:]
+    group = np.unique(distinct[:, 0], return_inverse=True)[1].ravel().astype(np.uint64)  # dense ids
     found_a, found_b, found_d = [], [], []
-    for shift, width in chunk_spans(max_hamming):
-        mask = np.uint64((1 << width) - 1)
-        chunk = (hashes[:, 0] >> np.uint64(shift)) & mask
-        for x, y in _runs((group, chunk), block):
-            d = hamming(hashes[x], hashes[y]).max(axis=1)
-            near = d <= max_hamming
-            a, b = np.minimum(x[near], y[near]), np.maximum(x[near], y[near])
-            found_a.append(a)
-            found_b.append(b)
-            found_d.append(d[near])
+    parts, radius = plan(max_hamming, len(distinct))
+    for shift, width in chunk_spans(parts):
+        chunk = (hashes[:, 0] >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        keys = (group << np.uint64(width)) | chunk
+        for mask in probe_masks(width, radius):
+            for x, y in _probe_pairs(keys, keys ^ mask, block):
+                once = x < y  # both ends probe each other: keep one, and no self-pairs
+                x, y = x[once], y[once]
+                d = hamming(hashes[x], hashes[y]).max(axis=1)
+                near = d <= max_hamming
+                found_a.append(x[near])
+                found_b.append(y[near])
+                found_d.append(d[near])
     if not found_a:
         empty = np.zeros(0, dtype=np.int64)
         return NearPairs(unique_of, empty, empty, np.zeros(0, dtype=np.uint8))
     a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
-    # a pair that agrees on several chunks was found several times: keep it once
-    key = a * len(distinct) + b
-    _, once = np.unique(key, return_index=True)
+    # a pair close in several chunks was found several times: keep it once
+    _, once = np.unique(a * len(distinct) + b, return_index=True)
     return NearPairs(unique_of, a[once], b[once], d[once].astype(np.uint8))
 
 
@@ -164,4 +190,12 @@ def first_of_clusters(near: NearPairs) -> tuple[np.ndarray, np.ndarray]:
     return keeper, distance
 
 
-__all__ = ["NearPairs", "brute_force_pairs", "chunk_spans", "first_of_clusters", "near_pairs"]
+__all__ = [
+    "NearPairs",
+    "brute_force_pairs",
+    "chunk_spans",
+    "first_of_clusters",
+    "near_pairs",
+    "plan",
+    "probe_masks",
+]
