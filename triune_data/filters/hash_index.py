@@ -72,24 +72,40 @@ def plan(max_hamming: int, n: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _probe_pairs(keys: np.ndarray, probes: np.ndarray, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """All (a, b) with keys[b] == probes[a], in blocks of about `block` pairs."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    lo = np.searchsorted(sorted_keys, probes, side="left")
-    counts = np.searchsorted(sorted_keys, probes, side="right") - lo
-    total = np.cumsum(counts)
-    n, p = len(probes), 0
-    while p < n:
-        # the longest stretch of probes whose pairs fit in `block` (at least one probe)
-        base = total[p - 1] if p else 0
-        q = max(p + 1, int(np.searchsorted(total, base + block, side="right")))
-        c = counts[p:q]
-        m = int(c.sum())
-        if m:
-            first = np.repeat(np.cumsum(c) - c, c)
-            yield np.repeat(np.arange(p, q), c), order[np.repeat(lo[p:q], c) + (np.arange(m) - first)]
-        p = q
+class _SortedKeys:
+    """Keys sorted once, with the end of each run of equal keys, for lookups by value."""
+
+    def __init__(self, keys: np.ndarray):
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted = keys[self.order]
+        n = len(keys)
+        starts = (
+            np.flatnonzero(np.r_[True, self.sorted[1:] != self.sorted[:-1]]) if n else np.zeros(0, np.int64)
+        )
+        ends = np.append(starts[1:], n)
+        self.run_end = np.append(np.repeat(ends, ends - starts), n)  # per sorted position; sentinel
+
+    def pairs(self, probes: np.ndarray, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (a, b) with keys[b] == probes[a], in blocks of about `block` pairs."""
+        n = len(self.sorted)
+        lo = np.searchsorted(self.sorted, probes, side="left")
+        hit = self.sorted[np.minimum(lo, n - 1)] == probes
+        counts = np.where(hit & (lo < n), self.run_end[lo] - lo, 0)
+        total = np.cumsum(counts)
+        p = 0
+        while p < len(probes):
+            # the longest stretch of probes whose pairs fit in `block` (at least one probe)
+            base = total[p - 1] if p else 0
+            q = max(p + 1, int(np.searchsorted(total, base + block, side="right")))
+            c = counts[p:q]
+            m = int(c.sum())
+            if m:
+                first = np.repeat(np.cumsum(c) - c, c)
+                yield (
+                    np.repeat(np.arange(p, q), c),
+                    self.order[np.repeat(lo[p:q], c) + (np.arange(m) - first)],
+                )
+            p = q
 
 
 @dataclass(frozen=True)
@@ -126,8 +142,9 @@ def near_pairs(
     for shift, width in chunk_spans(parts):
         chunk = (hashes[:, 0] >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         keys = (group << np.uint64(width)) | chunk
+        index = _SortedKeys(keys)
         for mask in probe_masks(width, radius):
-            for x, y in _probe_pairs(keys, keys ^ mask, block):
+            for x, y in index.pairs(keys ^ mask, block):
                 once = x < y  # both ends probe each other: keep one, and no self-pairs
                 x, y = x[once], y[once]
                 d = hamming(hashes[x], hashes[y]).max(axis=1)
