@@ -37,6 +37,8 @@ class ExactDedup(Filter):
         key = pl.struct(keys.columns)
         decided = keys.with_columns(rows["id"]).select(
             drop=~key.is_first_distinct(),
-            detail=pl.lit("duplicate of ") + pl.col("id").first().over(key),
+            detail=pl.when(~key.is_first_distinct()).then(
+                pl.lit("duplicate of ") + pl.col("id").first().over(key)
+            ),
         )
         return Verdict(decided["drop"], detail=decided["detail"])

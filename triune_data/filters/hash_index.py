@@ -33,7 +33,7 @@ import numpy as np
 
 from triune_data.filters.phash import hamming
 
-BLOCK_PAIRS = 1 << 22  # candidates generated and verified at a time (~100 MB of temporaries)
+BLOCK_PAIRS = 1 << 20  # candidates generated and verified at a time (~60 MB of temporaries)
 
 
 def chunk_spans(parts: int) -> list[tuple[int, int]]:

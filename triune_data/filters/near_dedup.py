@@ -36,14 +36,16 @@ class NearDedup(Filter):
     kept: `near-copy of {id} (hamming {d})`. Every dropped row is within the threshold of the row
     it names (leader clustering, no chains). Copies made by resizing, re-encoding (another JPEG
     quality, PNG <-> JPEG) land at 0-2 bits; a crop of 1.5% off every side at 2-8 (median 4);
-    distinct photos at 16 and more. Distances are even (32 bits are always set), so 6 means 6.
+    distinct photos at 14 and more. Distances are almost always even (the median threshold sets
+    32 of the 64 bits), so an odd threshold acts as the even one below it.
 
     By default (`match: image_and_prompt`) the prompt must match too: RefCOCO asks several
     questions about one image, and those are different samples. `match: image` compares images
     alone. Rows of detection, grounding and counting only by default: charts, diagrams, documents
     and rendered text are mostly flat white, and their low frequencies agree across different
-    images (false positives). A row with an image that cannot be decoded (or is stored by path
-    only) is kept and counted in the facts (`unhashed`). Hashes are cached per shard in the
+    images (false positives). A row without a hash for every image (undecodable, over the pixel
+    limit, stored by path only, or no image at all) is kept and counted per data_source in the
+    facts (`unhashed`); exact copies of it are `exact_dedup`'s. Hashes are cached per shard in the
     stage's work folder.
     """
 
