@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
-from triune_data.filters.image_keys import digests, prompt_keys
+from triune_data.filters.image_keys import SECOND_SEED, digests, prompt_keys
 
 
 @register_filter
@@ -31,14 +31,20 @@ class ExactDedup(Filter):
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         if rows.height == 0:
             return Verdict.keep_all(0)
-        keys = pl.concat([digests(ctx, rows).select("digest"), prompt_keys(rows)], how="horizontal")
+        # Everything as 64-bit hashes (two independent ones per text: 128 bits, no chance
+        # collisions); group-bys on a few integer columns are what polars does fastest.
+        digest = digests(ctx, rows)["digest"]
+        columns = [digest.hash(seed=0).alias("d0"), digest.hash(seed=SECOND_SEED).alias("d1")]
         if self.answer:
-            keys = keys.with_columns(rows["answer"].alias("answer"))
-        key = pl.struct(keys.columns)
-        decided = keys.with_columns(rows["id"]).select(
-            drop=~key.is_first_distinct(),
-            detail=pl.when(~key.is_first_distinct()).then(
-                pl.lit("duplicate of ") + pl.col("id").first().over(key)
-            ),
-        )
+            columns += [
+                rows["answer"].hash(seed=0).alias("a0"),
+                rows["answer"].hash(seed=SECOND_SEED).alias("a1"),
+            ]
+        keys = pl.concat([pl.DataFrame(columns), prompt_keys(rows)], how="horizontal")
+        names = keys.columns
+        decided = keys.with_row_index("i").select(pl.col("i"), first=pl.col("i").first().over(names))
+        first = decided["first"]
+        drop = first != decided["i"]
+        detail = pl.select(pl.when(drop).then(pl.lit("duplicate of ") + rows["id"].gather(first)))[:, 0]
+        decided = pl.DataFrame({"drop": drop, "detail": detail})
         return Verdict(decided["drop"], detail=decided["detail"])

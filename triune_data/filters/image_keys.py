@@ -32,6 +32,7 @@ from triune_data.writer import open_shard
 
 CACHE_VERSION = "1"  # bump when what a cache file holds changes meaning
 BATCH_ROWS = 512
+SECOND_SEED = 0x9E3779B97F4A7C15  # a second, independent polars hash of the same text
 
 
 def file_identity(path: Path) -> str:
@@ -171,7 +172,7 @@ def prompt_keys(rows: pl.DataFrame) -> pl.DataFrame:
         .str.replace_all(r"\s+", " ")
         .str.strip_chars()
     )
-    return pl.DataFrame({"p0": text.hash(seed=0), "p1": text.hash(seed=0x9E3779B97F4A7C15)})
+    return pl.DataFrame({"p0": text.hash(seed=0), "p1": text.hash(seed=SECOND_SEED)})
 
 
 def _with_row_pos(rows: pl.DataFrame) -> pl.DataFrame:
