@@ -15,7 +15,9 @@ once, reused by later runs). Then, side by side:
 3. the pair search on the hashes of all rows: the multi-index (`near_pairs`) beside brute-force
    all-pairs (numpy, one row against the rest at a time; on the first `--brute-images`, default
    all): the two pair sets must be equal; planted copies found, and pairs of different originals
-   (false positives).
+   (false positives);
+4. the pair search alone on synthetic 64-bit hashes (2% near-copies) at 50k, 200k and 1M, with
+   all-pairs beside it up to 200k: how each grows.
 
 Needs `imagehash` (the `bench` extra).
 """
@@ -187,6 +189,10 @@ def main() -> None:
     ap.add_argument("--brute-images", type=int, default=0, help="all-pairs on this many (0: all)")
     ap.add_argument("--max-hamming", type=int, default=6)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/triune-near-dup-bench"))
+    ap.add_argument(
+        "--scale", type=lambda v: [int(x) for x in v.split(",")], default=[50_000, 200_000, 1_000_000]
+    )
+    ap.add_argument("--scale-brute", type=int, default=200_000, help="all-pairs up to this many hashes")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -288,7 +294,40 @@ def main() -> None:
             "pairs_of_different_originals": len(false_pairs),
         },
     }
+    result["pair_search_scaling"] = scaling(args.max_hamming, args.scale, args.scale_brute)
     print(json.dumps(result, indent=2))
+
+
+def scaling(max_hamming: int, sizes: list[int], brute_up_to: int) -> list[dict[str, Any]]:
+    """The pair search alone on synthetic hashes (uniform random, 2% near-copies with 0-6 bits
+    flipped) at growing sizes; all-pairs beside it up to `brute_up_to`."""
+    from triune_data.filters.hash_index import brute_force_pairs, near_pairs, plan
+
+    out = []
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
+        copies = rng.choice(n, n // 50, replace=False)
+        for i in copies:
+            value = hashes[rng.integers(0, n)]
+            for bit in rng.choice(64, int(rng.integers(0, max_hamming + 1)), replace=False):
+                value ^= np.uint64(1) << np.uint64(bit)
+            hashes[i] = value
+        t = time.perf_counter()
+        near = near_pairs(hashes[:, None], np.zeros(n, dtype=np.int64), max_hamming)
+        entry: dict[str, Any] = {
+            "hashes": n,
+            "plan": plan(max_hamming, n),
+            "index_s": time.perf_counter() - t,
+        }
+        if n <= brute_up_to:
+            t = time.perf_counter()
+            brute = brute_force_pairs(hashes, max_hamming)
+            entry["brute_force_s"] = time.perf_counter() - t
+            entry["equal"] = brute == _row_pairs(near)
+        out.append(entry)
+        print(json.dumps(entry), file=sys.stderr)
+    return out
 
 
 def _row_pairs(near: Any) -> set[tuple[int, int]]:
@@ -296,7 +335,7 @@ def _row_pairs(near: Any) -> set[tuple[int, int]]:
     rows_of: dict[int, list[int]] = {}
     for row, u in enumerate(near.unique_of.tolist()):
         rows_of.setdefault(u, []).append(row)
-    out = set()
+    out: set[tuple[int, int]] = set()
     for rows in rows_of.values():
         out.update((a, b) for k, a in enumerate(rows) for b in rows[k + 1 :])
     for a, b in zip(near.a.tolist(), near.b.tolist(), strict=True):
