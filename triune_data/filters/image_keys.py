@@ -14,6 +14,7 @@ not list it), so a second pass neither reads the image bytes nor decodes them ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,18 +36,24 @@ BATCH_ROWS = 512
 SECOND_SEED = 0x9E3779B97F4A7C15  # a second, independent polars hash of the same text
 
 
+@functools.lru_cache(maxsize=64)
+def _manifest_shas(root: Path, mtime_ns: int) -> dict[Path, str]:
+    """Resolved shard path -> sha256 from the manifest of `root` (as it was at `mtime_ns`)."""
+    try:
+        manifest = read_manifest(root)
+    except DatasetError:
+        return {}
+    return {(root / f.path).resolve(): f.sha256 for f in manifest.files}
+
+
 def file_identity(path: Path) -> str:
     """A name for the content of a shard file: its sha256 from its dataset's manifest, else its
     resolved path, size and mtime."""
     path = path.resolve()
     for root in (path.parent.parent.parent, path.parent.parent):  # data/{source}/{file}
-        try:
-            manifest = read_manifest(root)
-        except DatasetError:
-            continue
-        for f in manifest.files:
-            if (root / f.path).resolve() == path:
-                return f.sha256
+        manifest = root / "manifest.json"
+        if manifest.is_file() and path in (shas := _manifest_shas(root, manifest.stat().st_mtime_ns)):
+            return shas[path]
     st = path.stat()
     return hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
 
@@ -65,7 +72,7 @@ def _cached(
     for (file_index,), part in rows.select(ROW, FILE, POS).group_by(FILE, maintain_order=True):
         shard = ctx.files[int(file_index)]  # type: ignore[arg-type]
         cache = ctx.work / "image_keys" / f"{kind}-v{CACHE_VERSION}-{file_identity(shard)[:40]}.parquet"
-        known = pl.read_parquet(cache) if cache.exists() else pl.DataFrame(schema={POS: pl.Int64, **schema})
+        known = _read_cache(cache, {POS: pl.Int64(), **schema})
         missing = part.join(known.select(POS), on=POS, how="anti")
         if missing.height:
             fresh = compute(missing).select(pl.col(POS).cast(pl.Int64), *schema)
@@ -74,6 +81,17 @@ def _cached(
         parts.append(part.join(known, on=POS, how="left").drop(FILE, POS))
     merged = pl.concat(parts) if parts else pl.DataFrame(schema={ROW: pl.Int64, **schema})
     return rows.select(ROW).join(merged, on=ROW, how="left", maintain_order="left").drop(ROW)
+
+
+def _read_cache(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The cache file's rows, or none when it is missing or unreadable (then it is recomputed)."""
+    try:
+        known = pl.read_parquet(path)
+        if dict(known.schema) == schema:
+            return known
+    except (OSError, pl.exceptions.PolarsError):
+        pass
+    return pl.DataFrame(schema=schema)
 
 
 def _write_cache(path: Path, table: pl.DataFrame) -> None:

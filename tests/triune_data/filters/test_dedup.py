@@ -116,3 +116,12 @@ def test_digests_are_cached_per_shard(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(image_keys, "open_shard", no_reading)
     monkeypatch.setattr(Context, "images", no_reading)
     assert run(ExactDedup(), rows, ctx) == first
+
+
+def test_a_damaged_cache_is_recomputed(tmp_path: Path) -> None:
+    samples = [sample(f"s{k}", [encode(photo(k % 2))]) for k in range(3)]
+    rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
+    first = run(ExactDedup(), rows, ctx)
+    for cache in (tmp_path / "work" / "image_keys").glob("*.parquet"):
+        cache.write_bytes(b"PAR1 not really")
+    assert run(ExactDedup(), rows, ctx) == first == {"s0": None, "s1": None, "s2": "duplicate of s0"}
