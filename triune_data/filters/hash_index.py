@@ -145,8 +145,8 @@ def near_pairs(
         index = _SortedKeys(keys)
         for mask in probe_masks(width, radius):
             for x, y in index.pairs(keys ^ mask, block):
-                once = x < y  # both ends probe each other: keep one, and no self-pairs
-                x, y = x[once], y[once]
+                forward = x < y  # both ends probe each other: keep one, and no self-pairs
+                x, y = x[forward], y[forward]
                 d = hamming(hashes[x], hashes[y]).max(axis=1)
                 near = d <= max_hamming
                 found_a.append(x[near])
