@@ -127,6 +127,9 @@ def near_pairs(
 ) -> NearPairs:
     """Pairs of distinct signatures (rows of the uint64 array `signatures`, shape (n, K)) of equal
     `groups` (int64, shape (n,)) whose distance (the largest over their K hashes) is <= max_hamming."""
+    empty = np.zeros(0, dtype=np.int64)
+    if len(groups) == 0:
+        return NearPairs(empty, empty, empty, np.zeros(0, dtype=np.uint8))
     sig = np.ascontiguousarray(signatures, dtype=np.uint64).reshape(len(groups), -1)
     table = np.column_stack([groups.astype(np.int64).view(np.uint64), sig])
     distinct, first, unique_of = np.unique(table, axis=0, return_index=True, return_inverse=True)
@@ -153,7 +156,6 @@ def near_pairs(
                 found_b.append(y[near])
                 found_d.append(d[near])
     if not found_a:
-        empty = np.zeros(0, dtype=np.int64)
         return NearPairs(unique_of, empty, empty, np.zeros(0, dtype=np.uint8))
     a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
     # a pair close in several chunks was found several times: keep it once
@@ -181,6 +183,8 @@ def first_of_clusters(near: NearPairs) -> tuple[np.ndarray, np.ndarray]:
     n = len(near.unique_of)
     keeper = np.full(n, -1, dtype=np.int64)
     distance = np.zeros(n, dtype=np.uint8)
+    if n == 0:
+        return keeper, distance
     order = np.argsort(near.unique_of, kind="stable")
     sorted_u = near.unique_of[order]
     bounds = np.flatnonzero(np.r_[True, sorted_u[1:] != sorted_u[:-1], True])

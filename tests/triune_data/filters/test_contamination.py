@@ -114,3 +114,20 @@ def test_against_a_folder_that_is_not_a_dataset_is_one_clear_error(tmp_path: Pat
     flt = Contamination(against=[str(tmp_path / "nowhere")])
     with pytest.raises(DatasetError, match="nowhere: contamination `against` needs a triune dataset"):
         flt.apply(rows.select(*flt.columns, "_row", "_file", "_pos"), ctx)
+
+
+def test_phash_matching_with_nothing_to_hash(tmp_path: Path) -> None:
+    own = write_dataset(
+        tmp_path / "own",
+        [sample("t0", [], prompt="2 + 2?", task="math"), sample("x0", ["a.png"], split="test")],
+    )
+    rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
+    assert run(Contamination(action="drop", max_hamming=4), rows, ctx) == {"t0": None, "x0": None}
+
+
+def test_no_rows(datasets: tuple[Path, Path], tmp_path: Path) -> None:
+    own, bench = datasets
+    rows, ctx = rows_of(own, tmp_path / "work", COLUMNS)
+    flt = Contamination(action="drop", against=[str(bench)], max_hamming=6)
+    verdict = flt.apply(rows.clear().select(*flt.columns, "_row", "_file", "_pos"), ctx)
+    assert verdict.drop.len() == 0 and verdict.facts["hits"] == {}

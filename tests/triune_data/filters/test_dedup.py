@@ -125,3 +125,19 @@ def test_a_damaged_cache_is_recomputed(tmp_path: Path) -> None:
     for cache in (tmp_path / "work" / "image_keys").glob("*.parquet"):
         cache.write_bytes(b"PAR1 not really")
     assert run(ExactDedup(), rows, ctx) == first == {"s0": None, "s1": None, "s2": "duplicate of s0"}
+
+
+def test_rows_without_images_compare_by_prompt(tmp_path: Path) -> None:
+    samples = [
+        sample("m0", [], prompt="What is 2 + 2?", task="math"),
+        sample("m1", [], prompt="what is 2 +  2?", task="math"),
+        sample("m2", [], prompt="What is 3 + 3?", task="math"),
+    ]
+    rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
+    assert run(ExactDedup(), rows, ctx) == {"m0": None, "m1": "duplicate of m0", "m2": None}
+
+
+def test_no_rows_no_work(tmp_path: Path) -> None:
+    rows, ctx = rows_of(write_dataset(tmp_path / "ds", [sample("a", [])]), tmp_path / "work", COLUMNS)
+    verdict = ExactDedup().apply(rows.clear().select("id", "prompt", "answer", "_row", "_file", "_pos"), ctx)
+    assert verdict.drop.len() == 0

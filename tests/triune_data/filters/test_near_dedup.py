@@ -164,3 +164,10 @@ def test_hashes_agree_with_imagehash() -> None:
     fast, _ = phashes(images)
     differing = np.bitwise_count(fast ^ reference)
     assert differing.max() <= 2 and (differing == 0).mean() >= 0.8  # JPEG draft decoding
+
+
+def test_a_shard_of_rows_without_images_is_kept_and_counted(tmp_path: Path) -> None:
+    samples = [sample(f"m{k}", [], prompt="What is 2 + 2?") for k in range(3)]
+    rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
+    verdict = NearDedup().apply(rows.select(*NearDedup.columns, "_row", "_file", "_pos"), ctx)
+    assert not verdict.drop.any() and verdict.facts["unhashed"] == {"src": 3}
