@@ -171,3 +171,15 @@ def test_a_shard_of_rows_without_images_is_kept_and_counted(tmp_path: Path) -> N
     rows, ctx = rows_of(write_dataset(tmp_path / "ds", samples), tmp_path / "work", COLUMNS)
     verdict = NearDedup().apply(rows.select(*NearDedup.columns, "_row", "_file", "_pos"), ctx)
     assert not verdict.drop.any() and verdict.facts["unhashed"] == {"src": 3}
+
+
+def test_same_rows_same_verdict_whatever_the_shards(tmp_path: Path) -> None:
+    """The verdict depends on the rows and their order only, not on how they are sharded."""
+    samples = [sample(f"s{k}", [encode(photo(k % 7), quality=60 + k)]) for k in range(20)]
+    verdicts = []
+    for per_file in (3, 20):
+        root = write_dataset(tmp_path / f"ds{per_file}", samples, rows_per_file=per_file)
+        rows, ctx = rows_of(root, tmp_path / f"work{per_file}", COLUMNS)
+        verdicts.append(run(NearDedup(), rows, ctx))
+    assert verdicts[0] == verdicts[1]
+    assert sum(v is None for v in verdicts[0].values()) == 7
