@@ -7,9 +7,12 @@ Importing this package registers every built-in filter (one module each); `base`
 import triune_data.filters.answers
 import triune_data.filters.band
 import triune_data.filters.boxes
+import triune_data.filters.contamination
+import triune_data.filters.dedup
 import triune_data.filters.difficulty
 import triune_data.filters.gold
 import triune_data.filters.image_size
+import triune_data.filters.near_dedup
 import triune_data.filters.ocr
 import triune_data.filters.phrases
 import triune_data.filters.prompt_tokens
