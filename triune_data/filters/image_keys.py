@@ -70,7 +70,7 @@ def _cached(
     FILE, POS) of one file and returns POS plus the `schema` columns."""
     parts = []
     for (file_index,), part in rows.select(ROW, FILE, POS).group_by(FILE, maintain_order=True):
-        shard = ctx.files[int(file_index)]  # type: ignore[arg-type]
+        shard = ctx.files[int(file_index)]
         cache = ctx.work / "image_keys" / f"{kind}-v{CACHE_VERSION}-{file_identity(shard)[:40]}.parquet"
         known = _read_cache(cache, {POS: pl.Int64(), **schema})
         missing = part.join(known.select(POS), on=POS, how="anti")
