@@ -1,0 +1,607 @@
+"""`triune filter`: run a filter recipe over a triune dataset and write the derived dataset.
+
+1. Open the parent: its manifest, its schema version, each shard's Arrow schema (a foreign
+   parquet or another schema version is one line naming the file and the mismatch).
+2. Load the metadata columns the recipe's filters declare, once, over all shards (never the
+   `images` column), with ROW / FILE / POS.
+3. Run the stages in order, each on the rows still kept and in its scope; count per data_source
+   (read + added = kept + rejected), collect rejects (reason = the filter's name), apply the
+   filter's updates and copies. `analyse_only` counts what each stage would drop and keeps all.
+4. Write: for each parent shard in manifest order, one pyarrow read, `take` the kept positions
+   (a row's copies right after it), put in the updated columns, and stream into the same
+   size-capped `ShardSeries` build uses; then rejects, card and manifest (with the parent's
+   manifest hash and the stages: the lineage), through the same calls as build.
+
+Resume: a shard series is committed parent file by parent file (`.work/state.json`), so
+`resume` skips the parent files already in committed shards and writes the same bytes an
+uninterrupted run writes. The stages rerun (cheap: metadata only); a stage caches its own
+expensive work in `Context.work`, which survives a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from triune_data import atomic, outdir
+from triune_data.card import write_card
+from triune_data.errors import DatasetError, TriuneInternalError
+from triune_data.filters.base import FILE, POS, ROW, Context, Filter, Verdict
+from triune_data.filters.recipe import LoadedFilterRecipe, load_filter_recipe
+from triune_data.manifest import (
+    MANIFEST,
+    FileEntry,
+    Manifest,
+    Parent,
+    RecipeInfo,
+    SourceCounts,
+    Stage,
+    StageCounts,
+    manifest_sha256,
+    read_manifest,
+    write_manifest,
+)
+from triune_data.schema import arrow_schema
+from triune_data.types import SCHEMA_VERSION
+from triune_data.writer import (
+    REJECT_SCHEMA,
+    ShardSeries,
+    final_shard_names,
+    open_shard,
+    read_shard,
+    write_rejects,
+)
+
+WORK_DIR = ".work"
+COPY = "_copy"  # 0 for a parent row, k for its k-th extra copy (id `{id}~{k}`)
+ORIGINAL_ID = "_original_id"
+BASE_COLUMNS = ("id", "data_source", "task", "split")
+# A filter may not rewrite what places a row (its shard, its identity) or its image bytes.
+FROZEN_COLUMNS = frozenset({"id", "data_source", "split", "images"})
+MAX_DETAIL = 1000
+
+
+@dataclass
+class StageReport:
+    name: str
+    sources: dict[str, StageCounts]  # per data_source
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FilterReport:
+    out: Path
+    parent: Path
+    stages: list[StageReport]
+    sources: dict[str, SourceCounts]  # as in the manifest: read (the parent's rows), kept, rejected
+    files: int
+    bytes: int
+    analyse_only: bool = False
+    resumed_from: int = 0  # parent shards skipped because an interrupted run had committed them
+
+    def to_json(self) -> dict[str, Any]:
+        def counts(c: StageCounts) -> dict[str, Any]:
+            return {
+                "read": c.read,
+                "added": c.added,
+                "kept": c.kept,
+                "rejected": c.rejected,
+                "rejected_by_reason": dict(sorted(c.rejected_by_reason.items())),
+            }
+
+        return {
+            "out": str(self.out),
+            "parent": str(self.parent),
+            "analyse_only": self.analyse_only,
+            "files": self.files,
+            "bytes": self.bytes,
+            "stages": [
+                {
+                    "name": s.name,
+                    "sources": {k: counts(c) for k, c in sorted(s.sources.items())},
+                    "facts": s.facts,
+                }
+                for s in self.stages
+            ],
+            "sources": {k: counts(c) for k, c in sorted(self.sources.items())},
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Opening the parent
+
+
+def open_parent(src: Path) -> tuple[Manifest, list[Path]]:
+    """The parent's manifest and shard paths, after the cheap checks: schema version, and each
+    shard's Arrow schema against the sample schema (field names and types; not the metadata)."""
+    manifest = read_manifest(src)
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise DatasetError(
+            f"{src / MANIFEST}: schema version {manifest.schema_version}, this triune reads "
+            f"{SCHEMA_VERSION}; rebuild the dataset with this version"
+        )
+    expected = arrow_schema()
+    files = [src / f.path for f in manifest.files]
+    for path in files:
+        found = open_shard(path).schema_arrow
+        if not found.equals(expected, check_metadata=False):
+            raise DatasetError(
+                f"{path}: not a triune shard of schema {SCHEMA_VERSION} ({_mismatch(found, expected)})"
+            )
+        meta = (found.metadata or {}).get(b"triune")
+        version = json.loads(meta).get("schema_version") if meta else None
+        if version != SCHEMA_VERSION:
+            raise DatasetError(f"{path}: schema version {version}, this triune reads {SCHEMA_VERSION}")
+    return manifest, files
+
+
+def _mismatch(found: pa.Schema, expected: pa.Schema) -> str:
+    missing = [n for n in expected.names if n not in found.names]
+    if missing:
+        return f"no column {missing[0]!r}"
+    extra = [n for n in found.names if n not in expected.names]
+    if extra:
+        return f"unexpected column {extra[0]!r}"
+    for f in expected:
+        other = found.field(f.name)
+        if not other.type.equals(f.type):
+            return f"column {f.name!r} is {other.type}, expected {f.type}"
+    return "columns in another order"
+
+
+def load_rows(files: list[Path], columns: list[str]) -> pl.DataFrame:
+    """The metadata `columns` of every shard, in dataset order, with ROW, FILE, POS, ORIGINAL_ID."""
+    wanted = [c for c in dict.fromkeys(columns) if c != "images"]
+    frames = [
+        pl.scan_parquet(path).select(
+            *wanted,
+            pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID),
+            pl.lit(i, dtype=pl.UInt32).alias(FILE),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias(POS),
+        )
+        for i, path in enumerate(files)
+    ]
+    if not frames:
+        return pl.DataFrame()
+    try:
+        df = pl.concat(frames).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DatasetError(
+            f"cannot read the shards of this dataset ({' '.join(str(exc).split())[:300]})"
+        ) from None
+    return df.with_columns(
+        pl.int_range(pl.len(), dtype=pl.UInt64).alias(ROW), pl.lit(0, dtype=pl.UInt32).alias(COPY)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the stages
+
+
+@dataclass
+class _Rejects:
+    parts: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, rows: pl.DataFrame, reason: str, detail: pl.Series) -> None:
+        self.parts.append(
+            pl.DataFrame(
+                {
+                    "data_source": rows["data_source"],
+                    "split": rows["split"],
+                    "id": rows["id"],
+                    "original_id": rows[ORIGINAL_ID],
+                    "reason": pl.repeat(reason, rows.height, dtype=pl.Utf8, eager=True),
+                    "detail": detail.fill_null("").str.slice(0, MAX_DETAIL),
+                    "file": pl.repeat(None, rows.height, dtype=pl.Utf8, eager=True),
+                }
+            )
+        )
+
+    def table(self) -> pa.Table:
+        if not self.parts:
+            return REJECT_SCHEMA.empty_table()
+        return pl.concat(self.parts).to_arrow().cast(REJECT_SCHEMA)
+
+
+def _check_verdict(f: Filter, v: Verdict, n: int, schema: pa.Schema) -> None:
+    """A filter's answer must be aligned with its rows and typed as documented: a bug otherwise."""
+
+    def bad(what: str) -> TriuneInternalError:
+        return TriuneInternalError(f"filter {f.name}: {what} (for {n} rows)")
+
+    if not isinstance(v, Verdict):
+        raise bad(f"apply returned {type(v).__name__}, not a Verdict")
+    if len(v.drop) != n or v.drop.dtype != pl.Boolean:
+        raise bad(f"drop is {len(v.drop)} values of {v.drop.dtype}, expected Boolean")
+    if v.drop.null_count():
+        raise bad("drop has nulls")
+    if v.detail is not None and (len(v.detail) != n or v.detail.dtype not in (pl.Utf8, pl.Null)):
+        raise bad(f"detail is {len(v.detail)} values of {v.detail.dtype}, expected Utf8")
+    if v.copies is not None:
+        if len(v.copies) != n or not v.copies.dtype.is_integer() or v.copies.null_count():
+            raise bad(f"copies is {len(v.copies)} values of {v.copies.dtype}, expected UInt32")
+        if n and int(v.copies.min() or 0) < 1:  # type: ignore[arg-type]
+            raise bad("copies must be at least 1 (drop a row with `drop`)")
+    for col, values in v.updates.items():
+        if col in FROZEN_COLUMNS or col not in schema.names:
+            raise bad(f"updates {col!r}, which a filter cannot write")
+        if len(values) != n:
+            raise bad(f"updates {col!r} with {len(values)} values")
+        try:
+            values.to_arrow().cast(schema.field(col).type)
+        except (pa.ArrowException, pl.exceptions.PolarsError) as exc:
+            raise bad(f"updates {col!r} with {values.dtype}: {exc}") from None
+    try:
+        json.dumps(v.facts)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"facts are not JSON ({exc})") from None
+
+
+def _in_scope(f: Filter) -> pl.Expr:
+    expr = pl.lit(True)
+    if f.tasks is not None:
+        expr &= pl.col("task").is_in(list(f.tasks))
+    if f.data_sources is not None:
+        expr &= pl.col("data_source").is_in(list(f.data_sources))
+    return expr
+
+
+def _per_source(series: pl.Series, sources: pl.Series) -> Counter[str]:
+    if not len(series):
+        return Counter()
+    df = pl.DataFrame({"s": sources, "v": series}).group_by("s").agg(pl.col("v").sum())
+    return Counter({k: int(v) for k, v in zip(df["s"].to_list(), df["v"].to_list(), strict=True) if v})
+
+
+def _load_column(df: pl.DataFrame, files: list[Path], col: str) -> pl.DataFrame:
+    """Add sample column `col` (not yet loaded) to the rows, by FILE and POS."""
+    extra = load_rows(files, [col]).select(FILE, POS, col)
+    return df.join(extra, on=[FILE, POS], how="left", maintain_order="left")
+
+
+def run_stages(
+    loaded: LoadedFilterRecipe,
+    df: pl.DataFrame,
+    ctx_for: Callable[[int, Filter], Context],
+    files: list[Path],
+    all_sources: list[str],
+    *,
+    analyse_only: bool,
+) -> tuple[pl.DataFrame, list[StageReport], _Rejects, set[str]]:
+    """Run every stage over `df` (all parent rows); returns the kept rows (copies included, in
+    dataset order), the per-stage counts, the rejects and the names of the columns filters updated."""
+    schema = arrow_schema()
+    rejects = _Rejects()
+    updated: set[str] = set()
+    reports = []
+    for index, f in enumerate(loaded.filters):
+        for col in f.columns:
+            if col not in df.columns and col != "images":
+                df = _load_column(df, files, col)
+        read: Counter[str] = Counter(dict(df["data_source"].value_counts().iter_rows()))
+        rows = df.filter(_in_scope(f)).select(
+            *dict.fromkeys([*f.columns, *BASE_COLUMNS, ORIGINAL_ID, ROW, FILE, POS])
+        )
+        rows = rows.select([c for c in rows.columns if c != "images"])
+        verdict = f.apply(rows, ctx_for(index, f))
+        _check_verdict(f, verdict, rows.height, schema)
+        drop = verdict.drop
+        dropped = _per_source(drop.cast(pl.UInt32), rows["data_source"])
+        if drop.any() and not analyse_only:
+            detail = verdict.detail if verdict.detail is not None else pl.repeat("", rows.height, eager=True)
+            rejects.add(rows.filter(drop), f.name, detail.filter(drop).cast(pl.Utf8))
+        keep_rows = rows if analyse_only else rows.filter(~drop)
+        # Updates: written into the kept rows (every row, in analyse-only mode).
+        for col, values in verdict.updates.items():
+            if col not in df.columns:
+                df = _load_column(df, files, col)
+            target = df.schema[col]
+            vals = values if analyse_only else values.filter(~drop)
+            patch = pl.DataFrame({ROW: keep_rows[ROW], "_v": vals}).with_columns(_hit=pl.lit(True))
+            df = (
+                df.join(patch, on=ROW, how="left", maintain_order="left")
+                .with_columns(
+                    pl.when(pl.col("_hit")).then(pl.col("_v").cast(target)).otherwise(pl.col(col)).alias(col)
+                )
+                .drop("_v", "_hit")
+            )
+            updated.add(col)
+        added: Counter[str] = Counter()
+        if verdict.copies is not None:
+            copies = (verdict.copies if analyse_only else verdict.copies.filter(~drop)).cast(pl.UInt32)
+            added = _per_source((copies - 1).cast(pl.UInt64), keep_rows["data_source"])
+            if not analyse_only and any(added.values()):
+                df = _add_copies(df, keep_rows[ROW], copies)
+                updated.add("id")
+        if drop.any() and not analyse_only:
+            gone = rows[ROW].filter(drop)
+            df = df.filter(~pl.col(ROW).is_in(gone.implode()))
+        counts = {}
+        for source in all_sources:
+            reasons = {f.name: dropped[source]} if dropped[source] else {}
+            counts[source] = StageCounts(
+                read=read[source],
+                added=added[source],
+                kept=read[source] + added[source] - dropped[source],
+                rejected_by_reason=reasons,
+            )
+        reports.append(StageReport(f.name, counts, dict(verdict.facts)))
+    return df, reports, rejects, updated
+
+
+def _add_copies(df: pl.DataFrame, rows: pl.Series, copies: pl.Series) -> pl.DataFrame:
+    """Append copy k = 1..copies-1 of each row, id `{id}~{k}`, placed right after its row."""
+    extra = pl.DataFrame({ROW: rows, "_n": copies}).filter(pl.col("_n") > 1)
+    extra = extra.with_columns(pl.int_ranges(1, pl.col("_n"), dtype=pl.UInt32).alias(COPY)).explode(COPY)
+    base = df.drop(COPY).join(extra.select(ROW, COPY), on=ROW, how="inner", maintain_order="right")
+    next_row = int(df[ROW].max() or 0) + 1  # type: ignore[arg-type]
+    base = base.with_columns(
+        (pl.col("id") + "~" + pl.col(COPY).cast(pl.Utf8)).alias("id"),
+        pl.int_range(next_row, next_row + pl.len(), dtype=pl.UInt64).alias(ROW),
+    ).select(df.columns)
+    return pl.concat([df, base]).sort(FILE, POS, COPY)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+class _Writer:
+    """The derived dataset's shard series, committed parent file by parent file (resumable)."""
+
+    def __init__(
+        self,
+        out: Path,
+        schema: pa.Schema,
+        cap: int,
+        row_group: int,
+        state_key: dict[str, Any],
+        *,
+        resume: bool,
+    ):
+        self.out, self.work = out, out / WORK_DIR
+        self.schema, self.cap, self.row_group = schema, cap, row_group
+        self.state_key = state_key
+        self.series: dict[tuple[str, str], ShardSeries] = {}
+        if resume and (self.work / "state.json").exists():
+            self._load_state()
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work.mkdir(parents=True)
+            self._save_state()
+
+    def _state(self) -> dict[str, Any]:
+        return {**self.state_key, "series": {s.key: s.state() for s in self.series.values()}}
+
+    def _save_state(self) -> None:
+        atomic.write_json(self.work / "state.json", self._state())
+
+    def _load_state(self) -> None:
+        try:
+            state = json.loads((self.work / "state.json").read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise DatasetError(
+                f"{self.out}: the interrupted run's state is unreadable; rerun with --overwrite"
+            ) from None
+        if {k: state.get(k) for k in self.state_key} != self.state_key:
+            raise DatasetError(
+                f"{self.out}: the interrupted run used another parent, recipe or mode; rerun without --resume"
+            )
+        for key, st in state["series"].items():
+            source, split = key.split("/", 1)
+            s = self.get((source, split))
+            s.shards, s.committed_upto = st["shards"], st["committed_upto"]
+        for tmp in self.work.rglob("*.tmp"):
+            tmp.unlink()
+
+    def get(self, key: tuple[str, str]) -> ShardSeries:
+        if key not in self.series:
+            self.series[key] = ShardSeries(self.work, key[0], key[1], self.schema, self.cap, self.row_group)
+        return self.series[key]
+
+    def add(self, key: tuple[str, str], file_index: int, table: pa.Table) -> None:
+        series = self.get(key)
+        if series.needs_rotation(table.nbytes) and series.commit(file_index):
+            self._save_state()
+        series.add(table)
+
+    def finish(self, end: int) -> None:
+        for series in self.series.values():
+            series.commit(end)
+        self._save_state()
+
+    def abort(self) -> None:
+        for series in self.series.values():
+            series.abort()
+
+
+def _shard_table(path: Path, kept: pl.DataFrame, updated: set[str], schema: pa.Schema) -> pa.Table:
+    """The kept rows of one parent shard (sorted by POS, COPY), full columns, updates applied."""
+    table = read_shard(path)
+    out = table.take(pa.array(kept[POS].to_numpy()))
+    columns = {name: out.column(name) for name in out.column_names}
+    for col in sorted(updated):
+        columns[col] = kept[col].to_arrow().cast(schema.field(col).type)
+    return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+
+
+def filter_dataset(
+    src: str | Path,
+    recipe: str | Path | LoadedFilterRecipe,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    analyse_only: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> FilterReport:
+    """Filter the dataset `src` with `recipe` into `out` (see the module docstring).
+
+    `progress` is called with the number of parent shards done after each one. `out` is claimed
+    as build claims its output (`triune_data.outdir`): an overwrite never deletes `src` or the recipe.
+    """
+    loaded = recipe if isinstance(recipe, LoadedFilterRecipe) else load_filter_recipe(recipe)
+    src, out = Path(src), Path(out)
+    if out.resolve() == src.resolve():
+        raise DatasetError(f"--out {out} is the dataset being filtered; choose another directory")
+    manifest, files = open_parent(src)
+    lock = outdir.claim(out, resume=resume, overwrite=overwrite, inputs=[src, loaded.path])
+    try:
+        if resume and (out / MANIFEST).exists() and not (out / WORK_DIR).exists():
+            raise DatasetError(f"{out} is already complete; nothing to resume")
+        return _run(
+            loaded, src, manifest, files, out, resume=resume, analyse_only=analyse_only, progress=progress
+        )
+    except OSError as exc:
+        raise outdir.write_error(out, exc) from None
+    finally:
+        outdir.release(lock)
+
+
+def _run(
+    loaded: LoadedFilterRecipe,
+    src: Path,
+    manifest: Manifest,
+    files: list[Path],
+    out: Path,
+    *,
+    resume: bool,
+    analyse_only: bool,
+    progress: Callable[[int], None] | None,
+) -> FilterReport:
+    parent_sha = manifest_sha256(src)
+    schema = arrow_schema({"triune_recipe": json.dumps({"name": loaded.recipe.name, "hash": loaded.hash})})
+    output = loaded.recipe.output
+    writer = _Writer(
+        out,
+        schema,
+        int(output.shard_size_mb * 1024 * 1024),
+        int(output.row_group_mb * 1024 * 1024),
+        {"recipe_hash": loaded.hash, "parent_manifest_sha256": parent_sha, "analyse_only": analyse_only},
+        resume=resume,
+    )
+
+    def ctx_for(index: int, f: Filter) -> Context:
+        work = out / WORK_DIR / "stages" / f"{index:02d}-{f.name}"
+        work.mkdir(parents=True, exist_ok=True)
+        return Context(
+            root=src, files=tuple(files), recipe_dir=loaded.base_dir, seed=loaded.recipe.seed, work=work
+        )
+
+    columns = [*BASE_COLUMNS, *(c for f in loaded.filters for c in f.columns)]
+    df = load_rows(files, columns)
+    all_sources = sorted(manifest.sources)
+    df, stages, rejects, updated = run_stages(
+        loaded, df, ctx_for, files, all_sources, analyse_only=analyse_only
+    )
+
+    skipped = 0
+    try:
+        by_file = (
+            df.select(FILE, POS, COPY, *sorted(updated)).partition_by(FILE, as_dict=True) if df.height else {}
+        )
+        for i, (entry, path) in enumerate(zip(manifest.files, files, strict=True)):
+            key = (entry.data_source or "", entry.split or "")
+            if i < writer.get(key).committed_upto:
+                skipped += 1
+            else:
+                kept = by_file.get((i,))
+                if kept is not None and kept.height:
+                    writer.add(key, i, _shard_table(path, kept, updated, schema))
+            if progress:
+                progress(i + 1)
+        writer.finish(len(files))
+    except BaseException:
+        writer.abort()
+        raise
+    return _finish(loaded, src, parent_sha, manifest, out, writer, stages, rejects, analyse_only, skipped)
+
+
+def _finish(
+    loaded: LoadedFilterRecipe,
+    src: Path,
+    parent_sha: str,
+    parent: Manifest,
+    out: Path,
+    writer: _Writer,
+    stages: list[StageReport],
+    rejects: _Rejects,
+    analyse_only: bool,
+    skipped: int,
+) -> FilterReport:
+    states = {s.key: s.state() for s in writer.series.values()}
+    mapping = final_shard_names(states)
+    for provisional, final in mapping.items():
+        src_path, dst = writer.work / provisional, out / final
+        if src_path.exists():
+            atomic.move(src_path, dst)
+        elif not dst.exists():
+            raise DatasetError(f"{out}: shard {provisional} is missing from the run's state")
+    rejects_entry = write_rejects(out, rejects.table())
+
+    files, splits = [], defaultdict(dict)  # type: ignore[var-annotated]
+    for key, st in sorted(states.items()):
+        source, split = key.split("/", 1)
+        splits[source][split] = sum(s["rows"] for s in st["shards"])
+        for shard in st["shards"]:
+            files.append(
+                FileEntry.of(out, mapping[shard["name"]], rows=shard["rows"], data_source=source, split=split)
+            )
+    sources: dict[str, SourceCounts] = {}
+    for name, p in sorted(parent.sources.items()):
+        reasons: Counter[str] = Counter()
+        added = 0
+        for st in stages:
+            reasons.update(st.sources[name].rejected_by_reason)
+            added += st.sources[name].added
+        kept = sum(splits.get(name, {}).values())
+        sources[name] = SourceCounts(
+            read=p.kept,
+            added=0 if analyse_only else added,
+            kept=kept,
+            rejected_by_reason={} if analyse_only else dict(reasons),
+            rows_by_split={k: v for k, v in splits.get(name, {}).items() if v},
+            adapters=p.adapters,
+            licenses=p.licenses,
+        )
+    suffix = " (analyse only)" if analyse_only else ""
+    recipe = loaded.recipe
+    manifest = Manifest(
+        recipe=RecipeInfo(
+            name=recipe.name, hash=loaded.hash, seed=recipe.seed, description=recipe.description
+        ),
+        files=files,
+        rejects=rejects_entry,
+        sources=sources,
+        parent=Parent(path=str(src), manifest_sha256=parent_sha),
+        stages=[Stage(name=s.name + suffix, sources=s.sources, facts=s.facts) for s in stages],
+    )
+    atomic.write_json(out / "recipe.json", loaded.resolved)
+    write_card(out, manifest)
+    write_manifest(out, manifest)
+    shutil.rmtree(writer.work, ignore_errors=True)
+    return FilterReport(
+        out=out,
+        parent=src,
+        stages=stages,
+        sources=sources,
+        files=len(files),
+        bytes=sum(f.bytes for f in files),
+        analyse_only=analyse_only,
+        resumed_from=skipped,
+    )
+
+
+__all__ = ["FilterReport", "StageReport", "filter_dataset", "load_rows", "open_parent", "run_stages"]
