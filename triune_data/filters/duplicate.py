@@ -8,9 +8,8 @@ import polars as pl
 from pydantic import Field
 
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
+from triune_data.filters.caps import COPY_SUFFIX, base_ids
 from triune_data.types import Task
-
-COPY_SUFFIX = r"~\d+$"  # the runner names the k-th extra copy of a row `{id}~{k}`
 
 
 @register_filter
@@ -27,7 +26,7 @@ class Duplicate(Filter):
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
         # Idempotent: a row whose copies are already there (ids `{id}~{k}`) is not copied again.
         ids = rows["id"]
-        base = ids.str.replace(COPY_SUFFIX, "")
+        base = base_ids(ids)
         is_copy = ids.str.contains(COPY_SUFFIX)
         have = pl.DataFrame({"b": base}).select(pl.len().over("b"))["len"]
         fresh = ~is_copy & (have == 1)

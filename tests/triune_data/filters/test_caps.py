@@ -46,7 +46,11 @@ def test_source_cap_per_split(tmp_path):
     df = batch()
     v = SourceCap(max_rows=1, per_split=True).apply(df, context(tmp_path))
     kept = df.filter(~v.drop)
-    assert sorted(kept.select("data_source", "split").rows()) == [("a", "test"), ("a", "train"), ("b", "train")]
+    assert sorted(kept.select("data_source", "split").rows()) == [
+        ("a", "test"),
+        ("a", "train"),
+        ("b", "train"),
+    ]
     assert int(v.drop.sum()) == 5
 
 
@@ -70,7 +74,9 @@ def test_a_cap_is_stable_and_idempotent(cap, tmp_path):
 
 def test_the_seed_changes_the_choice(tmp_path):
     df = rows(id=[f"x/{i}" for i in range(50)], data_source=["x"] * 50, split=["train"] * 50)
-    choices = {tuple(SourceCap(max_rows=10).apply(df, context(tmp_path, seed=s)).drop.to_list()) for s in range(4)}
+    choices = {
+        tuple(SourceCap(max_rows=10).apply(df, context(tmp_path, seed=s)).drop.to_list()) for s in range(4)
+    }
     assert len(choices) > 1
 
 

@@ -27,14 +27,24 @@ def write(tmp_path, text):
 def test_a_good_recipe_loads_with_defaults_filled(tmp_path):
     loaded = load_filter_recipe(write(tmp_path, GOOD))
     assert [f.name for f in loaded.filters] == ["source_cap", "duplicate", "sample_weight"]
-    assert loaded.resolved["stages"][1] == {"filter": "duplicate", "tasks": ["puzzle"], "data_sources": None, "factor": 2}
+    assert loaded.resolved["stages"][1] == {
+        "filter": "duplicate",
+        "tasks": ["puzzle"],
+        "data_sources": None,
+        "factor": 2,
+    }
     assert loaded.resolved["seed"] == 4 and len(loaded.hash) == 64
 
 
 def test_the_hash_covers_params_and_seed_not_layout(tmp_path):
     base = load_filter_recipe(write(tmp_path, GOOD)).hash
     assert load_filter_recipe(write(tmp_path, GOOD + "\n# a comment\n")).hash == base
-    assert load_filter_recipe(write(tmp_path, GOOD.replace("  - filter: duplicate", "  - {filter: duplicate, factor: 2}"))).hash == base
+    assert (
+        load_filter_recipe(
+            write(tmp_path, GOOD.replace("  - filter: duplicate", "  - {filter: duplicate, factor: 2}"))
+        ).hash
+        == base
+    )
     assert load_filter_recipe(write(tmp_path, GOOD.replace("max_rows: 10", "max_rows: 11"))).hash != base
     assert load_filter_recipe(write(tmp_path, GOOD.replace("seed: 4", "seed: 5"))).hash != base
 
@@ -42,13 +52,28 @@ def test_the_hash_covers_params_and_seed_not_layout(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("filter: duplicate", "filter: nope"), r"f\.yaml:6: stages\[1\]\.filter: unknown filter 'nope' \(known: .*duplicate.*source_cap"),
-        (("max_rows: 10", "max_rows: -1"), r"f\.yaml:5: stages\[0\]\.max_rows: -1 is less than the minimum of 0"),
-        (("max_rows: 10", "max_rows: 10\n    maxrows: 3"), r"f\.yaml:4: stages\[0\]: Additional properties are not allowed \('maxrows'"),
-        (("weight: 2.5", "weight: heavy"), r"f\.yaml:8: stages\[2\]\.weight: 'heavy' is not of type 'number'"),
+        (
+            ("filter: duplicate", "filter: nope"),
+            r"f\.yaml:6: stages\[1\]\.filter: unknown filter 'nope' \(known: .*duplicate.*source_cap",
+        ),
+        (
+            ("max_rows: 10", "max_rows: -1"),
+            r"f\.yaml:5: stages\[0\]\.max_rows: -1 is less than the minimum of 0",
+        ),
+        (
+            ("max_rows: 10", "max_rows: 10\n    maxrows: 3"),
+            r"f\.yaml:4: stages\[0\]: Additional properties are not allowed \('maxrows'",
+        ),
+        (
+            ("weight: 2.5", "weight: heavy"),
+            r"f\.yaml:8: stages\[2\]\.weight: 'heavy' is not of type 'number'",
+        ),
         (("tasks: [puzzle]", "tasks: [poetry]"), r"f\.yaml:9: stages\[2\]\.tasks: \['poetry'\] is not valid"),
         (("name: mix", "name: 'bad name'"), r"f\.yaml:1: name: 'bad name' does not match"),
-        (("seed: 4", "seed: 4\nextra: 1"), r"f\.yaml:1: \(top level\): Additional properties are not allowed \('extra'"),
+        (
+            ("seed: 4", "seed: 4\nextra: 1"),
+            r"f\.yaml:1: \(top level\): Additional properties are not allowed \('extra'",
+        ),
     ],
 )
 def test_bad_recipes_are_one_line_with_file_line_and_field(tmp_path, edit, message):
