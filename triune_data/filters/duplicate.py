@@ -11,6 +11,8 @@ from triune_data.filters.base import Context, Filter, Verdict, register_filter
 from triune_data.filters.caps import COPY_SUFFIX, base_ids
 from triune_data.types import Task
 
+PUZZLE: list[Task] = ["puzzle"]  # V-Triune doubles its puzzle data
+
 
 @register_filter
 class Duplicate(Filter):
@@ -20,7 +22,7 @@ class Duplicate(Filter):
     drops: ClassVar[bool] = False
     columns: ClassVar[tuple[str, ...]] = ("id",)
 
-    tasks: list[Task] | None = Field(["puzzle"], description="Only rows of these tasks (default: puzzle).")
+    tasks: list[Task] | None = Field(PUZZLE, description="Only rows of these tasks (default: puzzle).")
     factor: int = Field(2, ge=1, le=100, description="Times each row is written (1: once, as it is).")
 
     def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:

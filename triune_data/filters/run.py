@@ -563,9 +563,9 @@ def _finish(
     for name, p in sorted(parent.sources.items()):
         reasons: Counter[str] = Counter()
         added = 0
-        for st in stages:
-            reasons.update(st.sources[name].rejected_by_reason)
-            added += st.sources[name].added
+        for stage in stages:
+            reasons.update(stage.sources[name].rejected_by_reason)
+            added += stage.sources[name].added
         kept = sum(splits.get(name, {}).values())
         sources[name] = SourceCounts(
             read=p.kept,
