@@ -153,6 +153,14 @@ def inspect_cmd(path: DatasetArg, json_out: JsonOpt = False) -> None:
         for name, s in info["sources"].items():
             if s["rejected_by_reason"]:
                 out_console.print(f"[bold]{name}[/] rejects: {_fmt_counts(s['rejected_by_reason'])}")
+        if "lineage" in info:
+            parent = info["lineage"]["parent"]
+            out_console.print(
+                f"derived from {parent['path']} (manifest sha256 {parent['manifest_sha256'][:12]})"
+            )
+            for i, stage in enumerate(info["lineage"]["stages"]):
+                counts = ", ".join(f"{k} {c['kept']}/{c['read']}" for k, c in stage["sources"].items())
+                out_console.print(f"  {i}. {stage['name']}: {counts} (kept/read)")
     if info["problems"]:
         raise TriuneError("; ".join(info["problems"]))
 

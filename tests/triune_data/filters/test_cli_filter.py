@@ -124,3 +124,30 @@ def test_unwritable_out(small_dataset, recipe, tmp_path):
     one_line_error(res, f"cannot create {blocker / 'out'}: a part of the path is a file")
     res = triune("filter", str(small_dataset), "--recipe", str(recipe), "--out", str(blocker))
     one_line_error(res, f"--out {blocker} is a file, not a directory")
+
+
+def test_inspect_describes_filter_reasons_and_shows_the_lineage(small_dataset, recipe, tmp_path):
+    from triune_data.inspect import inspect_dataset
+
+    out = tmp_path / "f"
+    assert (
+        runner.invoke(
+            app, ["filter", str(small_dataset), "--recipe", str(recipe), "--out", str(out)]
+        ).exit_code
+        == 0
+    )
+    info = inspect_dataset(out)
+    assert info["problems"] == []
+    assert info["reject_reasons"] == {
+        "source_cap": "Rows of a data_source beyond `max_rows`; which ones is a seeded choice, stable across reruns."
+    }
+    assert info["lineage"]["parent"]["path"] == str(small_dataset)
+    assert info["lineage"]["stages"][0]["sources"]["synth_det"] == {
+        "read": 12,
+        "kept": 5,
+        "dropped": 7,
+        "added": 0,
+    }
+    assert "lineage" not in inspect_dataset(small_dataset)
+    table = runner.invoke(app, ["inspect", str(out)]).output
+    assert "derived from" in table and "source_cap: synth_count 5/8" in table
