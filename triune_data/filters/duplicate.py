@@ -1,4 +1,4 @@
-"""`duplicate`: write rows `factor` times (V-Triune doubles its puzzle data, paper §6.1)."""
+"""`duplicate`: write rows `factor` times (V-Triune doubles its puzzle data, paper §5.1.1)."""
 
 from __future__ import annotations
 

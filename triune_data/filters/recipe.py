@@ -2,7 +2,7 @@
 
     name: vtriune
     seed: 0
-    description: V-Triune's rule filters (paper §6.2)
+    description: V-Triune's rule filters (paper §5.1.1.1)
     stages:
       - filter: answer_chars      # a registered filter (docs/filtering.md lists them)
         max_chars: 20             # its params, and its scope (`tasks`, `data_sources`)
