@@ -24,6 +24,7 @@ import json
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from triune_data.manifest import (
     StageCounts,
     manifest_sha256,
     read_manifest,
+    sha256_file,
     write_manifest,
 )
 from triune_data.schema import arrow_schema
@@ -56,7 +58,6 @@ from triune_data.writer import (
     ShardSeries,
     final_shard_names,
     open_shard,
-    read_shard,
     write_rejects,
 )
 
@@ -267,6 +268,29 @@ def _load_column(df: pl.DataFrame, files: list[Path], col: str) -> pl.DataFrame:
     return df.join(extra, on=[FILE, POS], how="left", maintain_order="left")
 
 
+def _scope_mask(df: pl.DataFrame, f: Filter) -> pl.Series:
+    if f.tasks is None and f.data_sources is None:
+        return pl.repeat(True, df.height, dtype=pl.Boolean, eager=True)
+    return df.select(_in_scope(f)).to_series()
+
+
+def _write_column(df: pl.DataFrame, col: str, positions: pl.Series, values: pl.Series) -> pl.DataFrame:
+    """`df` with `values` written into column `col` at row `positions`."""
+    current = df[col]
+    values = values.cast(current.dtype)
+    if not current.dtype.is_nested():
+        return df.with_columns(current.scatter(positions, values))
+    # Polars cannot scatter into a struct or list column: a join on the position of just that column.
+    patch = pl.DataFrame({"_i": positions.cast(pl.UInt32), "_v": values}).with_columns(_hit=pl.lit(True))
+    merged = (
+        pl.DataFrame({col: current})
+        .with_row_index("_i")
+        .join(patch, on="_i", how="left", maintain_order="left")
+        .select(pl.when(pl.col("_hit")).then(pl.col("_v")).otherwise(pl.col(col)).alias(col))
+    )
+    return df.with_columns(merged[col])
+
+
 def run_stages(
     loaded: LoadedFilterRecipe,
     df: pl.DataFrame,
@@ -277,53 +301,67 @@ def run_stages(
     analyse_only: bool,
 ) -> tuple[pl.DataFrame, list[StageReport], _Rejects, set[str]]:
     """Run every stage over `df` (all parent rows); returns the kept rows (copies included, in
-    dataset order), the per-stage counts, the rejects and the names of the columns filters updated."""
+    dataset order: FILE, POS, COPY) with the columns the output needs, the per-stage counts, the
+    rejects and the names of the columns filters updated.
+
+    Rows are never moved while the stages run: a dropped row is switched off in `alive`, an update
+    is written in place, a copy is appended at the end (and sorted into place for the filters that
+    see it). So each stage costs what its own columns cost, not a copy of every loaded column.
+    """
     schema = arrow_schema()
     rejects = _Rejects()
     updated: set[str] = set()
     reports = []
+    alive = pl.repeat(True, df.height, dtype=pl.Boolean, eager=True)
+    has_copies = False
     for index, f in enumerate(loaded.filters):
         for col in f.columns:
             if col not in df.columns and col != "images":
                 df = _load_column(df, files, col)
-        read: Counter[str] = Counter(dict(df["data_source"].value_counts().iter_rows()))
-        rows = df.filter(_in_scope(f)).select(
-            *dict.fromkeys([*f.columns, *BASE_COLUMNS, ORIGINAL_ID, ROW, FILE, POS])
-        )
-        rows = rows.select([c for c in rows.columns if c != "images"])
+        read: Counter[str] = Counter(dict(df["data_source"].filter(alive).value_counts().iter_rows()))
+        needed = [
+            c
+            for c in dict.fromkeys([*f.columns, *BASE_COLUMNS, ORIGINAL_ID, ROW, FILE, POS])
+            if c != "images"
+        ]
+        mask = alive & _scope_mask(df, f)
+        rows = df.select(*needed, COPY).with_row_index("_at").filter(mask)
+        if has_copies:  # dataset order: a copy right after its row
+            rows = rows.sort(FILE, POS, COPY)
+        at = rows["_at"]
+        rows = rows.select(needed)
         verdict = f.apply(rows, ctx_for(index, f))
         _check_verdict(f, verdict, rows.height, schema)
         drop = verdict.drop
-        dropped = _per_source(drop.cast(pl.UInt32), rows["data_source"])
-        if drop.any() and not analyse_only:
+        any_drop = bool(drop.any())
+        dropped = _per_source(drop.cast(pl.UInt32), rows["data_source"]) if any_drop else Counter()
+        keep = drop.not_()
+        if any_drop and not analyse_only:
             detail = verdict.detail if verdict.detail is not None else pl.repeat("", rows.height, eager=True)
             rejects.add(rows.filter(drop), f.name, detail.filter(drop).cast(pl.Utf8))
-        keep_rows = rows if analyse_only else rows.filter(~drop)
+            alive = alive.scatter(at.filter(drop), False)
+        kept_at = at if analyse_only or not any_drop else at.filter(keep)
         # Updates: written into the kept rows (every row, in analyse-only mode).
         for col, values in verdict.updates.items():
             if col not in df.columns:
                 df = _load_column(df, files, col)
-            target = df.schema[col]
-            vals = values if analyse_only else values.filter(~drop)
-            patch = pl.DataFrame({ROW: keep_rows[ROW], "_v": vals}).with_columns(_hit=pl.lit(True))
-            df = (
-                df.join(patch, on=ROW, how="left", maintain_order="left")
-                .with_columns(
-                    pl.when(pl.col("_hit")).then(pl.col("_v").cast(target)).otherwise(pl.col(col)).alias(col)
-                )
-                .drop("_v", "_hit")
-            )
+            vals = values if analyse_only or not any_drop else values.filter(keep)
+            df = _write_column(df, col, kept_at, vals)
             updated.add(col)
         added: Counter[str] = Counter()
         if verdict.copies is not None:
-            copies = (verdict.copies if analyse_only else verdict.copies.filter(~drop)).cast(pl.UInt32)
-            added = _per_source((copies - 1).cast(pl.UInt64), keep_rows["data_source"])
+            copies = verdict.copies if analyse_only or not any_drop else verdict.copies.filter(keep)
+            copies = copies.cast(pl.UInt32)
+            sources = (
+                rows["data_source"] if analyse_only or not any_drop else rows["data_source"].filter(keep)
+            )
+            added = _per_source((copies - 1).cast(pl.UInt64), sources)
             if not analyse_only and any(added.values()):
-                df = _add_copies(df, keep_rows[ROW], copies)
+                extra = _copies_of(df, kept_at, copies)
+                df = pl.concat([df, extra])
+                alive = pl.concat([alive, pl.repeat(True, extra.height, dtype=pl.Boolean, eager=True)])
                 updated.add("id")
-        if drop.any() and not analyse_only:
-            gone = rows[ROW].filter(drop)
-            df = df.filter(~pl.col(ROW).is_in(gone.implode()))
+                has_copies = True
         counts = {}
         for source in all_sources:
             reasons = {f.name: dropped[source]} if dropped[source] else {}
@@ -334,20 +372,24 @@ def run_stages(
                 rejected_by_reason=reasons,
             )
         reports.append(StageReport(f.name, counts, dict(verdict.facts)))
-    return df, reports, rejects, updated
+    out_columns = [*dict.fromkeys([FILE, POS, COPY, ROW, *BASE_COLUMNS, *sorted(updated)])]
+    kept = df.select(out_columns).filter(alive)
+    if has_copies:
+        kept = kept.sort(FILE, POS, COPY)
+    return kept, reports, rejects, updated
 
 
-def _add_copies(df: pl.DataFrame, rows: pl.Series, copies: pl.Series) -> pl.DataFrame:
-    """Append copy k = 1..copies-1 of each row, id `{id}~{k}`, placed right after its row."""
-    extra = pl.DataFrame({ROW: rows, "_n": copies}).filter(pl.col("_n") > 1)
-    extra = extra.with_columns(pl.int_ranges(1, pl.col("_n"), dtype=pl.UInt32).alias(COPY)).explode(COPY)
-    base = df.drop(COPY).join(extra.select(ROW, COPY), on=ROW, how="inner", maintain_order="right")
+def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series) -> pl.DataFrame:
+    """Copy k = 1..copies-1 of the rows at positions `at`: id `{id}~{k}`, COPY k, a new ROW."""
+    extra = pl.DataFrame({"_at": at, "_n": copies}).filter(pl.col("_n") > 1)
+    extra = extra.with_columns(pl.int_ranges(1, pl.col("_n"), dtype=pl.UInt32).alias("_k")).explode("_k")
+    base = df[extra["_at"]]
     next_row = int(df[ROW].max() or 0) + 1  # type: ignore[arg-type]
-    base = base.with_columns(
-        (pl.col("id") + "~" + pl.col(COPY).cast(pl.Utf8)).alias("id"),
+    return base.with_columns(
+        (pl.col("id") + "~" + extra["_k"].cast(pl.Utf8)).alias("id"),
+        extra["_k"].alias(COPY),
         pl.int_range(next_row, next_row + pl.len(), dtype=pl.UInt64).alias(ROW),
-    ).select(df.columns)
-    return pl.concat([df, base]).sort(FILE, POS, COPY)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,6 +413,8 @@ class _Writer:
         self.schema, self.cap, self.row_group = schema, cap, row_group
         self.state_key = state_key
         self.series: dict[tuple[str, str], ShardSeries] = {}
+        # A committed shard is hashed on its own thread (hot in the page cache), off the write path.
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
         if resume and (self.work / "state.json").exists():
             self._load_state()
         else:
@@ -404,7 +448,15 @@ class _Writer:
 
     def get(self, key: tuple[str, str]) -> ShardSeries:
         if key not in self.series:
-            self.series[key] = ShardSeries(self.work, key[0], key[1], self.schema, self.cap, self.row_group)
+            self.series[key] = ShardSeries(
+                self.work,
+                key[0],
+                key[1],
+                self.schema,
+                self.cap,
+                self.row_group,
+                hasher=lambda path: self.hasher.submit(sha256_file, path),
+            )
         return self.series[key]
 
     def add(self, key: tuple[str, str], file_index: int, table: pa.Table) -> None:
@@ -421,11 +473,21 @@ class _Writer:
     def abort(self) -> None:
         for series in self.series.values():
             series.abort()
+        self.hasher.shutdown(cancel_futures=True)
+
+    def digest(self, key: str, name: str) -> str | None:
+        """The sha256 of committed shard `name` if this run wrote it (a resumed run hashes the rest)."""
+        future = self.series_by_key(key).digests.get(name)
+        return None if future is None else future.result()
+
+    def series_by_key(self, key: str) -> ShardSeries:
+        source, split = key.split("/", 1)
+        return self.series[(source, split)]
 
 
 def _shard_table(path: Path, kept: pl.DataFrame, updated: set[str], schema: pa.Schema) -> pa.Table:
     """The kept rows of one parent shard (sorted by POS, COPY), full columns, updates applied."""
-    table = read_shard(path)
+    table = open_shard(path).read()
     out = table.take(pa.array(kept[POS].to_numpy()))
     columns = {name: out.column(name) for name in out.column_names}
     for col in sorted(updated):
@@ -508,24 +570,38 @@ def _run(
     )
 
     skipped = 0
+    by_file = (
+        df.select(FILE, POS, COPY, *sorted(updated)).partition_by(FILE, as_dict=True) if df.height else {}
+    )
+    keys = [(e.data_source or "", e.split or "") for e in manifest.files]
+    todo = [i for i in range(len(files)) if i >= writer.get(keys[i]).committed_upto]
+    skipped = len(files) - len(todo)
+    # One parent shard is read (and its rows taken) on a thread while the one before is written:
+    # pyarrow's reader and writer both release the GIL. One ahead bounds memory to two shards.
+    reader = ThreadPoolExecutor(1, thread_name_prefix="triune-read")
+    ahead: dict[int, Future[pa.Table]] = {}
+
+    def read_ahead(i: int) -> None:
+        kept = by_file.get((i,))
+        if kept is not None and kept.height:
+            ahead[i] = reader.submit(_shard_table, files[i], kept, updated, schema)
+
     try:
-        by_file = (
-            df.select(FILE, POS, COPY, *sorted(updated)).partition_by(FILE, as_dict=True) if df.height else {}
-        )
-        for i, (entry, path) in enumerate(zip(manifest.files, files, strict=True)):
-            key = (entry.data_source or "", entry.split or "")
-            if i < writer.get(key).committed_upto:
-                skipped += 1
-            else:
-                kept = by_file.get((i,))
-                if kept is not None and kept.height:
-                    writer.add(key, i, _shard_table(path, kept, updated, schema))
+        if todo:
+            read_ahead(todo[0])
+        for n, i in enumerate(todo):
+            if n + 1 < len(todo):
+                read_ahead(todo[n + 1])
+            if i in ahead:
+                writer.add(keys[i], i, ahead.pop(i).result())
             if progress:
                 progress(i + 1)
         writer.finish(len(files))
     except BaseException:
         writer.abort()
         raise
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
     return _finish(loaded, src, parent_sha, manifest, out, writer, stages, rejects, analyse_only, skipped)
 
 
@@ -541,6 +617,7 @@ def _finish(
     analyse_only: bool,
     skipped: int,
 ) -> FilterReport:
+    writer.hasher.shutdown(wait=True)  # shards are hashed where they were written: before they move
     states = {s.key: s.state() for s in writer.series.values()}
     mapping = final_shard_names(states)
     for provisional, final in mapping.items():
@@ -557,7 +634,14 @@ def _finish(
         splits[source][split] = sum(s["rows"] for s in st["shards"])
         for shard in st["shards"]:
             files.append(
-                FileEntry.of(out, mapping[shard["name"]], rows=shard["rows"], data_source=source, split=split)
+                FileEntry.of(
+                    out,
+                    mapping[shard["name"]],
+                    rows=shard["rows"],
+                    data_source=source,
+                    split=split,
+                    sha256=writer.digest(key, shard["name"]),
+                )
             )
     sources: dict[str, SourceCounts] = {}
     for name, p in sorted(parent.sources.items()):
