@@ -313,7 +313,7 @@ def run_stages(
     updated: set[str] = set()
     reports = []
     alive = pl.repeat(True, df.height, dtype=pl.Boolean, eager=True)
-    has_copies = False
+    order: pl.Series | None = None  # positions in dataset order, once copies are appended
     for index, f in enumerate(loaded.filters):
         for col in f.columns:
             if col not in df.columns and col != "images":
@@ -325,11 +325,12 @@ def run_stages(
             if c != "images"
         ]
         mask = alive & _scope_mask(df, f)
-        rows = df.select(*needed, COPY).with_row_index("_at").filter(mask)
-        if has_copies:  # dataset order: a copy right after its row
-            rows = rows.sort(FILE, POS, COPY)
-        at = rows["_at"]
-        rows = rows.select(needed)
+        if order is None:
+            at = mask.arg_true()
+            rows = df.select(needed).filter(mask)
+        else:  # dataset order: a copy right after its row; one gather of the stage's columns
+            at = order.filter(mask.gather(order))
+            rows = df.select(needed)[at]
         verdict = f.apply(rows, ctx_for(index, f))
         _check_verdict(f, verdict, rows.height, schema)
         drop = verdict.drop
@@ -361,7 +362,7 @@ def run_stages(
                 df = pl.concat([df, extra])
                 alive = pl.concat([alive, pl.repeat(True, extra.height, dtype=pl.Boolean, eager=True)])
                 updated.add("id")
-                has_copies = True
+                order = _dataset_order(df)
         counts = {}
         for source in all_sources:
             reasons = {f.name: dropped[source]} if dropped[source] else {}
@@ -373,10 +374,14 @@ def run_stages(
             )
         reports.append(StageReport(f.name, counts, dict(verdict.facts)))
     out_columns = [*dict.fromkeys([FILE, POS, COPY, ROW, *BASE_COLUMNS, *sorted(updated)])]
-    kept = df.select(out_columns).filter(alive)
-    if has_copies:
-        kept = kept.sort(FILE, POS, COPY)
-    return kept, reports, rejects, updated
+    if order is None:
+        return df.select(out_columns).filter(alive), reports, rejects, updated
+    return df.select(out_columns)[order.filter(alive.gather(order))], reports, rejects, updated
+
+
+def _dataset_order(df: pl.DataFrame) -> pl.Series:
+    """Row positions sorted by (FILE, POS, COPY): a copy right after its row."""
+    return df.select(pl.arg_sort_by(FILE, POS, COPY)).to_series().cast(pl.UInt32)
 
 
 def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series) -> pl.DataFrame:
