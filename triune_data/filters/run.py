@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ BASE_COLUMNS = ("id", "data_source", "task", "split")
 # A filter may not rewrite what places a row (its shard, its identity) or its image bytes.
 FROZEN_COLUMNS = frozenset({"id", "data_source", "split", "images"})
 MAX_DETAIL = 1000
+WRITE_THREADS = 2
 
 
 @dataclass
@@ -420,6 +422,7 @@ class _Writer:
         self.series: dict[tuple[str, str], ShardSeries] = {}
         # A committed shard is hashed on its own thread (hot in the page cache), off the write path.
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
+        self.lock = threading.Lock()
         if resume and (self.work / "state.json").exists():
             self._load_state()
         else:
@@ -465,9 +468,14 @@ class _Writer:
         return self.series[key]
 
     def add(self, key: tuple[str, str], file_index: int, table: pa.Table) -> None:
-        series = self.get(key)
-        if series.needs_rotation(table.nbytes) and series.commit(file_index):
-            self._save_state()
+        """Add parent file `file_index`'s rows to series `key` (called from several threads, one per
+        series at a time): a commit and the state it saves happen under one lock, so the saved
+        state never holds a series half-way through its commit."""
+        series = self.series[key]
+        if series.needs_rotation(table.nbytes):
+            with self.lock:
+                if series.commit(file_index):
+                    self._save_state()
         series.add(table)
 
     def finish(self, end: int) -> None:
@@ -579,34 +587,41 @@ def _run(
         df.select(FILE, POS, COPY, *sorted(updated)).partition_by(FILE, as_dict=True) if df.height else {}
     )
     keys = [(e.data_source or "", e.split or "") for e in manifest.files]
-    todo = [i for i in range(len(files)) if i >= writer.get(keys[i]).committed_upto]
-    skipped = len(files) - len(todo)
-    # One parent shard is read (and its rows taken) on a thread while the one before is written:
-    # pyarrow's reader and writer both release the GIL. One ahead bounds memory to two shards.
-    reader = ThreadPoolExecutor(1, thread_name_prefix="triune-read")
-    ahead: dict[int, Future[pa.Table]] = {}
+    todo: dict[tuple[str, str], list[int]] = defaultdict(list)  # per output series, its parent files
+    for i, key in enumerate(keys):
+        if i >= writer.get(key).committed_upto:
+            todo[key].append(i)
+    skipped = len(files) - sum(map(len, todo.values()))
+    # Series are independent: two threads each write whole series, reading a parent shard and
+    # writing it (pyarrow releases the GIL for both), so both cores work. Within a series the
+    # parent files go in order, so the bytes do not depend on the threads.
+    stop = threading.Event()
+    done = [skipped]
+    count = threading.Lock()
 
-    def read_ahead(i: int) -> None:
-        kept = by_file.get((i,))
-        if kept is not None and kept.height:
-            ahead[i] = reader.submit(_shard_table, files[i], kept, updated, schema)
-
-    try:
-        if todo:
-            read_ahead(todo[0])
-        for n, i in enumerate(todo):
-            if n + 1 < len(todo):
-                read_ahead(todo[n + 1])
-            if i in ahead:
-                writer.add(keys[i], i, ahead.pop(i).result())
+    def write_series(key: tuple[str, str], indices: list[int]) -> None:
+        for i in indices:
+            if stop.is_set():
+                return
+            kept = by_file.get((i,))
+            if kept is not None and kept.height:
+                writer.add(key, i, _shard_table(files[i], kept, updated, schema))
             if progress:
-                progress(i + 1)
-        writer.finish(len(files))
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        reader.shutdown(wait=True, cancel_futures=True)
+                with count:
+                    done[0] += 1
+                    progress(done[0])
+
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="triune-write") as pool:
+        futures = [pool.submit(write_series, key, indices) for key, indices in todo.items()]
+        try:
+            for future in futures:
+                future.result()
+            writer.finish(len(files))
+        except BaseException:
+            stop.set()
+            wait(futures)
+            writer.abort()
+            raise
     return _finish(loaded, src, parent_sha, manifest, out, writer, stages, rejects, analyse_only, skipped)
 
 
