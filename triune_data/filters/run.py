@@ -382,8 +382,14 @@ def run_stages(
 
 
 def _dataset_order(df: pl.DataFrame) -> pl.Series:
-    """Row positions sorted by (FILE, POS, COPY): a copy right after its row."""
-    return df.select(pl.arg_sort_by(FILE, POS, COPY)).to_series().cast(pl.UInt32)
+    """Row positions sorted by (FILE, POS, COPY): a copy right after its row. One UInt64 key
+    (FILE in the top 16 bits, POS in the next 32, COPY in the low 16) sorts faster than three."""
+    key = (
+        pl.col(FILE).cast(pl.UInt64) * (1 << 48)
+        + pl.col(POS).cast(pl.UInt64) * (1 << 16)
+        + pl.col(COPY).cast(pl.UInt64)
+    )
+    return df.select(key.arg_sort()).to_series().cast(pl.UInt32)
 
 
 def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series) -> pl.DataFrame:
