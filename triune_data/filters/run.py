@@ -115,6 +115,10 @@ class FilterReport:
                 for s in self.stages
             ],
             "sources": {k: counts(c) for k, c in sorted(self.sources.items())},
+            "totals": {
+                key: sum(getattr(c, key) for c in self.sources.values())
+                for key in ("read", "added", "kept", "rejected")
+            },
         }
 
 
@@ -172,8 +176,17 @@ def load_rows(files: list[Path], columns: list[str]) -> pl.DataFrame:
         )
         for i, path in enumerate(files)
     ]
-    if not frames:
-        return pl.DataFrame()
+    if not frames:  # a dataset whose every row was rejected: no shards, the same columns
+        empty = pl.from_arrow(arrow_schema().empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        frames = [
+            empty.lazy().select(
+                *wanted,
+                pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID),
+                pl.lit(0, dtype=pl.UInt32).alias(FILE),
+                pl.lit(0, dtype=pl.UInt32).alias(POS),
+            )
+        ]
     try:
         df = pl.concat(frames).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -278,3 +278,14 @@ def test_scope_details_and_updates(parent, tmp_path):
     assert (
         rejects["detail"].to_list() == parent_rows.filter(pl.col("id").str.ends_with("1"))["answer"].to_list()
     )
+
+
+def test_a_filter_that_drops_everything_then_a_run_on_the_empty_result(parent, tmp_path):
+    everything = tmp_path / "all.yaml"
+    everything.write_text("name: zero\nstages:\n  - {filter: source_cap, max_rows: 0}\n")
+    first = filter_dataset(parent, everything, tmp_path / "empty")
+    assert first.to_json()["totals"] == {"read": 110, "added": 0, "kept": 0, "rejected": 110}
+    assert read_manifest(tmp_path / "empty").files == []
+    again = filter_dataset(tmp_path / "empty", everything, tmp_path / "again")
+    assert again.to_json()["totals"] == {"read": 0, "added": 0, "kept": 0, "rejected": 0}
+    assert set(again.stages[0].sources) == {"s_puz", "s_det", "s_math"}
