@@ -36,6 +36,8 @@ def seeded_rank_key(ids: pl.Series, seed: int) -> pl.Series:
 
 def cap_rows(rows: pl.DataFrame, by: list[str], max_rows: int, seed: int) -> Verdict:
     """Drop every sample of a group (`by` columns) beyond the `max_rows` with the smallest seeded key."""
+    if rows.height == 0 or int(rows.select(pl.len().over(by).max()).item()) <= max_rows:
+        return Verdict.keep_all(rows.height)  # no group has more rows, let alone samples, than the cap
     df = rows.select(*by, _base=base_ids(rows["id"]))
     sizes = df.select(pl.col("_base").n_unique().over(by))["_base"]
     over = sizes > max_rows

@@ -49,7 +49,9 @@ def markdown() -> str:
         out += [f"### `{name}`", "", doc, ""]
         if cls.columns:
             out += [f"Reads: {', '.join(f'`{c}`' for c in cls.columns)}.", ""]
-        scope = ", ".join(f"`{k}` {_default(props[k], k in required, scope=True)}" for k in _SCOPE if k in props)
+        scope = ", ".join(
+            f"`{k}` {_default(props[k], k in required, scope=True)}" for k in _SCOPE if k in props
+        )
         out += [f"Scope: {scope}.", ""]
         params = [k for k in props if k not in _SCOPE]
         if params:

@@ -520,7 +520,14 @@ class _Writer:
 def _shard_table(path: Path, kept: pl.DataFrame, updated: set[str], schema: pa.Schema) -> pa.Table:
     """The kept rows of one parent shard (sorted by POS, COPY), full columns, updates applied."""
     table = open_shard(path).read()
-    out = table.take(pa.array(kept[POS].to_numpy()))
+    copied = bool((kept[COPY] > 0).any())
+    if kept.height == table.num_rows and not copied:
+        out = table  # every row kept, none copied: nothing to gather
+    elif not copied:  # rows dropped, none copied: a mask is cheaper than a gather
+        mask = pl.repeat(False, table.num_rows, dtype=pl.Boolean, eager=True).scatter(kept[POS], True)
+        out = table.filter(mask.to_arrow())
+    else:
+        out = table.take(pa.array(kept[POS].to_numpy()))
     columns = {name: out.column(name) for name in out.column_names}
     for col in sorted(updated):
         columns[col] = kept[col].to_arrow().cast(schema.field(col).type)
