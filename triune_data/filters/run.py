@@ -373,7 +373,9 @@ def run_stages(
             )
             added = _per_source((copies - 1).cast(pl.UInt64), sources)
             if not analyse_only and any(added.values()):
-                extra = _copies_of(df, kept_at, copies)
+                # A copy carries only the columns a later stage or the output reads (nulls elsewhere).
+                later = {c for g in loaded.filters[index + 1 :] for c in g.columns}
+                extra = _copies_of(df, kept_at, copies, keep={*later, *BASE_COLUMNS, *updated})
                 df = pl.concat([df, extra])
                 alive = pl.concat([alive, pl.repeat(True, extra.height, dtype=pl.Boolean, eager=True)])
                 updated.add("id")
@@ -405,17 +407,20 @@ def _dataset_order(df: pl.DataFrame) -> pl.Series:
     return df.select(key.arg_sort()).to_series().cast(pl.UInt32)
 
 
-def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series) -> pl.DataFrame:
-    """Copy k = 1..copies-1 of the rows at positions `at`: id `{id}~{k}`, COPY k, a new ROW."""
+def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series, keep: set[str]) -> pl.DataFrame:
+    """Copy k = 1..copies-1 of the rows at positions `at`: id `{id}~{k}`, COPY k, a new ROW; of the
+    other columns only those in `keep` (the rest null: gathering unread struct columns is costly)."""
     extra = pl.DataFrame({"_at": at, "_n": copies}).filter(pl.col("_n") > 1)
     extra = extra.with_columns(pl.int_ranges(1, pl.col("_n"), dtype=pl.UInt32).alias("_k")).explode("_k")
-    base = df[extra["_at"]]
+    carried = [c for c in df.columns if c in keep or c in (ORIGINAL_ID, ROW, FILE, POS, COPY)]
+    base = df.select(carried)[extra["_at"]]
     next_row = int(df[ROW].max() or 0) + 1  # type: ignore[arg-type]
     return base.with_columns(
         (pl.col("id") + "~" + extra["_k"].cast(pl.Utf8)).alias("id"),
         extra["_k"].alias(COPY),
         pl.int_range(next_row, next_row + pl.len(), dtype=pl.UInt64).alias(ROW),
-    )
+        *(pl.lit(None, dtype=df.schema[c]).alias(c) for c in df.columns if c not in carried),
+    ).select(df.columns)
 
 
 # ----------------------------------------------------------------------------------------------
