@@ -84,7 +84,7 @@ class _ExactDedupPaths(Filter):
                 pl.col("prompt").list.first().struct.field("content"),
             ).hash(seed=0)
         ).to_series()
-        drop = key.is_duplicated() & ~key.is_first_distinct()
+        drop = ~key.is_first_distinct()
         return Verdict(drop, detail=pl.repeat("exact copy", rows.height, eager=True))
 
 

@@ -328,19 +328,24 @@ def run_stages(
     updated: set[str] = set()
     reports = []
     alive = pl.repeat(True, df.height, dtype=pl.Boolean, eager=True)
+    # Rows alive per data_source: counted once, then kept up to date from each stage's counts.
+    live: Counter[str] = Counter(dict(df["data_source"].value_counts().iter_rows()) if df.height else {})
     order: pl.Series | None = None  # positions in dataset order, once copies are appended
     for index, f in enumerate(loaded.filters):
         for col in f.columns:
             if col not in df.columns and col != "images":
                 df = _load_column(df, files, col)
-        read: Counter[str] = Counter(dict(df["data_source"].filter(alive).value_counts().iter_rows()))
+        read = live.copy()  # what the stage before kept
         needed = [
             c
             for c in dict.fromkeys([*f.columns, *BASE_COLUMNS, ORIGINAL_ID, ROW, FILE, POS])
             if c != "images"
         ]
         mask = alive & _scope_mask(df, f)
-        if order is None:
+        if order is None and mask.all():  # every row: no copy of the stage's columns
+            at = pl.int_range(df.height, dtype=pl.UInt32, eager=True)
+            rows = df.select(needed)
+        elif order is None:
             at = mask.arg_true()
             rows = df.select(needed).filter(mask)
         else:  # dataset order: a copy right after its row; one gather of the stage's columns
@@ -390,6 +395,8 @@ def run_stages(
                 rejected_by_reason=reasons,
             )
         reports.append(StageReport(f.name, counts, dict(verdict.facts)))
+        if not analyse_only:
+            live = Counter({k: c.kept for k, c in counts.items() if c.kept})
     out_columns = [*dict.fromkeys([FILE, POS, COPY, ROW, *BASE_COLUMNS, *sorted(updated)])]
     if order is None:
         return df.select(out_columns).filter(alive), reports, rejects, updated
