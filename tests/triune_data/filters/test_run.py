@@ -289,3 +289,47 @@ def test_a_filter_that_drops_everything_then_a_run_on_the_empty_result(parent, t
     again = filter_dataset(tmp_path / "empty", everything, tmp_path / "again")
     assert again.to_json()["totals"] == {"read": 0, "added": 0, "kept": 0, "rejected": 0}
     assert set(again.stages[0].sources) == {"s_puz", "s_det", "s_math"}
+
+
+class _WritesDifficulty(Filter):
+    """Test only: drops nothing, writes a difficulty struct it never declared it reads."""
+
+    name: ClassVar[str] = "writes_difficulty_for_test"
+    drops: ClassVar[bool] = False
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
+        assert ctx.work.is_dir() and ctx.work.name.endswith("-writes_difficulty_for_test")
+        difficulty = pl.DataFrame(
+            {
+                "pass_rate": pl.Series([0.25] * rows.height),
+                "mean_reward": pl.Series([0.5] * rows.height),
+                "num_rollouts": pl.Series([8] * rows.height, dtype=pl.Int32),
+                "model": pl.Series(["m"] * rows.height),
+                "metric": pl.Series(["pass@8"] * rows.height),
+            }
+        ).to_struct("difficulty")
+        return Verdict.keep_all(rows.height, updates={"difficulty": difficulty})
+
+
+def test_a_struct_update_of_an_unloaded_column_reaches_rows_and_copies(parent, tmp_path):
+    from triune_data.filters.duplicate import Duplicate
+
+    out = tmp_path / "out"
+    loaded = unregistered(tmp_path, Duplicate(), _WritesDifficulty(data_sources=["s_puz"]))
+    filter_dataset(parent, loaded, out)
+    df = rows_of(out)
+    puz = df.filter(pl.col("data_source") == "s_puz")
+    assert puz.height == 60
+    assert puz["difficulty"].struct.field("pass_rate").to_list() == [0.25] * 60
+    assert puz["difficulty"].struct.field("num_rollouts").to_list() == [8] * 60
+    assert df.filter(pl.col("data_source") != "s_puz")["difficulty"].null_count() == 80
+
+
+def test_analyse_only_with_a_struct_update(parent, tmp_path):
+    out = tmp_path / "out"
+    loaded = unregistered(tmp_path, _DropsMath(), _WritesDifficulty())
+    report = filter_dataset(parent, loaded, out, analyse_only=True)
+    assert report.stages[0].sources["s_math"].rejected_by_reason == {"drops_math_for_test": 2}
+    df = rows_of(out)
+    assert df.height == 110 and df["difficulty"].null_count() == 0
