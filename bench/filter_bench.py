@@ -90,13 +90,13 @@ class _ExactDedupPaths(Filter):
 
 def default_recipe(tmp: Path) -> LoadedFilterRecipe:
     filters: tuple[Filter, ...] = (
-        _AnswerRules(tasks=["math", "puzzle", "science", "chart"]),
-        _ExactDedupPaths(),
-        SourceCap(max_rows=10**9),
-        Duplicate(),
-        SampleWeight(weight=1.0),
+        _AnswerRules.model_validate({"tasks": ["math", "puzzle", "science", "chart"]}),
+        _ExactDedupPaths.model_validate({}),
+        SourceCap.model_validate({"max_rows": 10**9}),
+        Duplicate.model_validate({}),
+        SampleWeight.model_validate({"weight": 1.0}),
     )
-    recipe = FilterRecipe(name="bench", stages=[{"filter": f.name} for f in filters])
+    recipe = FilterRecipe.model_validate({"name": "bench", "stages": [{"filter": f.name} for f in filters]})
     resolved = resolve(recipe, filters)
     return LoadedFilterRecipe(recipe, tmp / "bench.yaml", filters, resolved, recipe_hash(resolved))
 

@@ -127,7 +127,7 @@ def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]
     """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
     from triune_data.filters import filter_reasons
 
-    descriptions: dict[str, str] = dict(REJECT_REASONS)
+    descriptions: dict[str, str] = {str(k): v for k, v in REJECT_REASONS.items()}
     descriptions.update(filter_reasons())
     known = {r: descriptions[r] for r in sorted(counts) if r in descriptions}
     return known, sorted(r for r in counts if r not in descriptions)

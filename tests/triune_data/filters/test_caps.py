@@ -62,7 +62,9 @@ def test_task_cap_groups_by_task(tmp_path):
     assert set(v.detail.filter(v.drop).to_list()) == {"cap 2 of 5", "cap 2 of 3"}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("cap", [SourceCap(max_rows=3), TaskCap(max_rows=2)])
+@pytest.mark.parametrize(
+    "cap", [SourceCap.model_validate({"max_rows": 3}), TaskCap.model_validate({"max_rows": 2})]
+)
 def test_a_cap_is_stable_and_idempotent(cap, tmp_path):
     df = batch()
     first = cap.apply(df, context(tmp_path, seed=9))

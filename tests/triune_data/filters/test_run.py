@@ -249,7 +249,7 @@ class _DropsMath(Filter):
 
 def unregistered(tmp_path: Path, *filters: Filter) -> LoadedFilterRecipe:
     # Built by hand: registering test filters would change the committed recipe schema.
-    recipe = FilterRecipe(name="t", stages=[{"filter": f.name} for f in filters])
+    recipe = FilterRecipe.model_validate({"name": "t", "stages": [{"filter": f.name} for f in filters]})
     resolved = resolve(recipe, filters)
     return LoadedFilterRecipe(recipe, tmp_path / "t.yaml", filters, resolved, recipe_hash(resolved))
 
