@@ -113,7 +113,9 @@ def test_counts_rejects_copies_and_lineage(parent, mix, tmp_path):
     assert not (out / ".work").exists()
     assert json.loads((out / "recipe.json").read_text())["stages"][0]["filter"] == "source_cap"
     assert report.sources["s_det"].kept == 40 and report.files == len(m.files)
-    assert "`source_cap`" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "| 1 | `source_cap` | 110 | 20 | 0 | 90 | s_det 40/60, s_math 20/20, s_puz 30/30 |" in card
+    assert "| 2 | `duplicate` | 90 | 0 | 30 | 120 |" in card
 
 
 def test_the_same_input_gives_the_same_bytes(parent, mix, tmp_path):
