@@ -46,3 +46,17 @@ def test_sample_weight_sets_or_multiplies(params, expected, tmp_path):
 def test_sample_weight_rejects_bad_params(bad):
     with pytest.raises(ValidationError):
         SampleWeight(**bad)
+
+
+@pytest.mark.parametrize("params", [{"filter": "duplicate"}, {"filter": "sample_weight", "weight": 2}])
+def test_an_empty_batch_gives_an_empty_verdict(params, tmp_path):
+    from triune_data.filters import get_filter
+
+    name = params.pop("filter")
+    v = (
+        get_filter(name)
+        .model_validate(params)
+        .apply(rows(id=["a"], task=["puzzle"], sample_weight=[1.0]).head(0), context(tmp_path))
+    )
+    assert len(v.drop) == 0
+    assert all(len(s) == 0 for s in [*v.updates.values(), *([v.copies] if v.copies is not None else [])])
