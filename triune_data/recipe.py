@@ -245,6 +245,8 @@ def dotted_path(path: Sequence[Any]) -> str:
 
 
 def validate_yaml(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: Path) -> None:
+    """Check `data` (read by `read_yaml`) against a JSON Schema; the most specific error becomes one
+    RecipeError line `FILE:LINE: key.path: message`. Shared by build and filter recipes."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
