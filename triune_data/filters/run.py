@@ -7,10 +7,11 @@
 3. Run the stages in order, each on the rows still kept and in its scope; count per data_source
    (read + added = kept + rejected), collect rejects (reason = the filter's name), apply the
    filter's updates and copies. `analyse_only` counts what each stage would drop and keeps all.
-4. Write: for each parent shard in manifest order, one pyarrow read, `take` the kept positions
-   (a row's copies right after it), put in the updated columns, and stream into the same
-   size-capped `ShardSeries` build uses; then rejects, card and manifest (with the parent's
-   manifest hash and the stages: the lineage), through the same calls as build.
+4. Write: for each parent shard, one pyarrow read, the kept rows masked (or taken, a row's copies
+   right after it), the updated columns put in, streamed into the same size-capped `ShardSeries`
+   build uses, in manifest order within each (data_source, split) series (two series at a time,
+   on two threads); then rejects, card and manifest (with the parent's manifest hash and the
+   stages: the lineage), through the same calls as build.
 
 Resume: a shard series is committed parent file by parent file (`.work/state.json`), so
 `resume` skips the parent files already in committed shards and writes the same bytes an
@@ -620,7 +621,6 @@ def _run(
         loaded, df, ctx_for, files, all_sources, analyse_only=analyse_only
     )
 
-    skipped = 0
     by_file = (
         df.select(FILE, POS, COPY, *sorted(updated)).partition_by(FILE, as_dict=True) if df.height else {}
     )
