@@ -161,8 +161,60 @@ def inspect_cmd(path: DatasetArg, json_out: JsonOpt = False) -> None:
                     f"[bold]{name}[/] pass rate: {_fmt_counts(d['pass_rate'])}; "
                     f"unscored {d['unscored']}; mean reward {mean}"
                 )
+        if "lineage" in info:
+            parent = info["lineage"]["parent"]
+            out_console.print(
+                f"derived from {parent['path']} (manifest sha256 {parent['manifest_sha256'][:12]})"
+            )
+            for i, stage in enumerate(info["lineage"]["stages"]):
+                counts = ", ".join(f"{k} {c['kept']}/{c['read']}" for k, c in stage["sources"].items())
+                out_console.print(f"  {i}. {stage['name']}: {counts} (kept/read)")
     if info["problems"]:
         raise TriuneError("; ".join(info["problems"]))
+
+
+@app.command(
+    "filter",
+    epilog="Example: triune filter out/demo --recipe recipes/filters/demo.yaml --out out/demo-filtered --report",
+)
+def filter_cmd(
+    path: DatasetArg,
+    recipe: Annotated[Path, typer.Option("--recipe", help="Filter recipe YAML (docs/filtering.md).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for the filtered dataset.")],
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    analyse_only: Annotated[
+        bool, typer.Option("--analyse-only", help="Count what each filter would drop; keep every row.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="Print kept/dropped by filter and data_source.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the filters of a recipe over a dataset; write the kept rows as a new dataset with lineage."""
+    from triune_data.filters.run import filter_dataset
+
+    result = filter_dataset(path, recipe, out, resume=resume, overwrite=overwrite, analyse_only=analyse_only)
+    if json_out:
+        _print_json(result.to_json())
+        return
+    if report:
+        table = Table(
+            "stage", "filter", "data_source", "read", "kept", "dropped", "added", title=str(result.out)
+        )
+        for i, stage in enumerate(result.stages):
+            for name, c in sorted(stage.sources.items()):
+                table.add_row(
+                    str(i), stage.name, name, str(c.read), str(c.kept), str(c.rejected), str(c.added)
+                )
+        out_console.print(table)
+    table = Table("data_source", "read", "kept", "dropped", "added", title=f"{result.out}")
+    for name, c in sorted(result.sources.items()):
+        table.add_row(name, str(c.read), str(c.kept), str(c.rejected), str(c.added))
+    out_console.print(table)
+    mode = " (analyse only: nothing dropped)" if result.analyse_only else ""
+    resumed = f", resumed after {result.resumed_from} parent shards" if result.resumed_from else ""
+    out_console.print(f"{result.files} shards, {result.bytes / 1e6:.1f} MB{mode}{resumed}")
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

@@ -66,14 +66,22 @@ def _configs(manifest: Manifest) -> list[dict[str, Any]]:
 def _lineage(manifest: Manifest) -> str:
     if manifest.parent is None:
         return ""
+    head = f"Derived from `{manifest.parent.path}` (manifest sha256 `{manifest.parent.manifest_sha256[:12]}`)"
+    if not manifest.stages:
+        return head + ".\n\n"
     lines = [
-        f"Derived from `{manifest.parent.path}` (manifest sha256 `{manifest.parent.manifest_sha256[:12]}`)"
-        + (" through these stages (kept / read per data_source):" if manifest.stages else "."),
+        head + " through these stages:",
         "",
+        "| # | stage | read | dropped | added | kept | kept / read per data_source |",
+        "|---:|---|---:|---:|---:|---:|---|",
     ]
-    for stage in manifest.stages:
-        counts = ", ".join(f"{name} {c.kept}/{c.read}" for name, c in sorted(stage.sources.items()))
-        lines.append(f"1. `{stage.name}`: {counts}")
+    for i, stage in enumerate(manifest.stages, 1):
+        c = stage.sources.values()
+        per_source = ", ".join(f"{name} {s.kept}/{s.read}" for name, s in sorted(stage.sources.items()))
+        lines.append(
+            f"| {i} | `{stage.name}` | {sum(s.read for s in c)} | {sum(s.rejected for s in c)} | "
+            f"{sum(s.added for s in c)} | {sum(s.kept for s in c)} | {per_source} |"
+        )
     return "\n".join(lines) + "\n\n"
 
 

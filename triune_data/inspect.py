@@ -2,8 +2,10 @@
 
 Reads the shards' small columns only (never the image bytes) and the rejects file, and checks the
 ledger: for every source, rows read = rows kept + rows rejected, and the rows found in the shards
-equal the manifest's. Reject reasons are described from the one list in `triune_data.rejects`; a
-reason not in it is reported as a problem.
+equal the manifest's. Reject reasons are described from the one list in `triune_data.rejects` and,
+for a dataset `triune filter` wrote, from the registered filters (a filter's name is its reason);
+a reason in neither is reported as a problem. A filtered dataset's lineage (its parent and the
+stages with their counts) is shown too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from triune_data.errors import TriuneInternalError
-from triune_data.manifest import FileEntry, read_manifest
+from triune_data.manifest import FileEntry, Manifest, read_manifest
 from triune_data.rejects import REJECT_REASONS
 from triune_data.writer import read_rejects, read_shard
 
@@ -77,8 +79,11 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
             entry["boxes"] = {"total": int(boxes.sum()), **_summary(boxes)}
             if part["pass_rate"].is_not_null().any():
                 entry["difficulty"] = difficulty_summary(part["pass_rate"], part["mean_reward"])
-        if info.read != rows + rejected:
-            problems.append(f"{name}: read {info.read} != kept {rows} + rejected {rejected}")
+        if info.added:
+            entry["added"] = info.added
+        if info.read + info.added != rows + rejected:
+            added = f" + added {info.added}" if info.added else ""
+            problems.append(f"{name}: read {info.read}{added} != kept {rows} + rejected {rejected}")
         if rows != info.kept:
             problems.append(f"{name}: shards hold {rows} rows, manifest says {info.kept}")
         sources[name] = entry
@@ -88,7 +93,7 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
             found[reason] = found.get(reason, 0) + n
     described, unknown = describe_reasons(found)
     problems += [f"rejects name an unknown reason {r!r}" for r in unknown]
-    return {
+    out: dict[str, Any] = {
         "path": str(root),
         "recipe": {"name": manifest.recipe.name, "hash": manifest.recipe.hash, "seed": manifest.recipe.seed},
         "schema_version": manifest.schema_version,
@@ -99,12 +104,38 @@ def inspect_dataset(path: str | Path) -> dict[str, Any]:
         "reject_reasons": described,
         "problems": problems,
     }
+    if manifest.parent is not None:
+        out["lineage"] = lineage(manifest)
+    return out
+
+
+def lineage(manifest: Manifest) -> dict[str, Any]:
+    """The parent (path, manifest hash) and, per stage, read/kept/dropped/added per data_source."""
+    assert manifest.parent is not None
+    return {
+        "parent": {"path": manifest.parent.path, "manifest_sha256": manifest.parent.manifest_sha256},
+        "stages": [
+            {
+                "name": stage.name,
+                "sources": {
+                    name: {"read": c.read, "kept": c.kept, "dropped": c.rejected, "added": c.added}
+                    for name, c in sorted(stage.sources.items())
+                },
+                **({"facts": stage.facts} if stage.facts else {}),
+            }
+            for stage in manifest.stages
+        ],
+    }
 
 
 def describe_reasons(counts: dict[str, int]) -> tuple[dict[str, str], list[str]]:
     """(reason -> its description, for the reasons in `counts` that are known; the unknown ones)."""
-    known: dict[str, str] = {r: REJECT_REASONS[r] for r in sorted(counts) if r in REJECT_REASONS}
-    return known, sorted(r for r in counts if r not in REJECT_REASONS)
+    from triune_data.filters import filter_reasons
+
+    descriptions: dict[str, str] = {str(k): v for k, v in REJECT_REASONS.items()}
+    descriptions.update(filter_reasons())
+    known = {r: descriptions[r] for r in sorted(counts) if r in descriptions}
+    return known, sorted(r for r in counts if r not in descriptions)
 
 
 # Pass-rate buckets: the two ends apart (never solved, always solved: what the band filter cuts at).

@@ -3,7 +3,8 @@
 Every producer of a dataset directory (`triune build-dataset`, `triune filter`) fills one
 `Manifest` and writes it with `write_manifest`, last: a directory with a manifest is complete.
 The ledger holds every file with its rows, bytes and sha256; per data_source the records read,
-kept and rejected by reason (`read == kept + rejected`, checked when written) and the rows per
+kept and rejected by reason (`read + added == kept + rejected`, checked when written; `added` is
+nonzero only where a stage copies rows) and the rows per
 split; the schema version; the recipe that made it; and, for a dataset derived from another, its
 `parent` (path and the sha256 of the parent's manifest) and the ordered `stages` that turned the
 parent's rows into these, each with per-source counts.
@@ -114,11 +115,16 @@ class Parent:
 
 @dataclass(kw_only=True)
 class StageCounts:
-    """One source's records through one stage: read = kept + rejected."""
+    """One source's records through one stage: read + added = kept + rejected.
+
+    `added` counts rows a stage created (copies of kept rows, e.g. V-Triune's doubled puzzle data);
+    it is 0 for everything but a duplication stage and is written only when nonzero.
+    """
 
     read: int
     kept: int
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    added: int = 0
 
     @property
     def rejected(self) -> int:
@@ -131,6 +137,7 @@ class Stage:
 
     name: str
     sources: dict[str, StageCounts]
+    facts: dict[str, Any] = field(default_factory=dict)  # the stage's own numbers (hits, thresholds)
 
 
 @dataclass(kw_only=True)
@@ -168,15 +175,16 @@ class Manifest:
         for f in self.files:
             rows[f.data_source or ""] += f.rows
         for name, s in self.sources.items():
-            if s.read != s.kept + s.rejected:
-                out.append(f"{name}: read {s.read} != kept {s.kept} + rejected {s.rejected}")
+            if s.read + s.added != s.kept + s.rejected:
+                out.append(f"{name}: read {s.read}{_plus_added(s)} != kept {s.kept} + rejected {s.rejected}")
             if rows[name] != s.kept or sum(s.rows_by_split.values()) != s.kept:
                 out.append(f"{name}: {rows[name]} rows in files, {s.kept} kept")
         for stage in self.stages:
             for name, c in stage.sources.items():
-                if c.read != c.kept + c.rejected:
+                if c.read + c.added != c.kept + c.rejected:
                     out.append(
-                        f"stage {stage.name}: {name}: read {c.read} != kept {c.kept} + rejected {c.rejected}"
+                        f"stage {stage.name}: {name}: read {c.read}{_plus_added(c)} != kept {c.kept} "
+                        f"+ rejected {c.rejected}"
                     )
         return out
 
@@ -196,7 +204,11 @@ class Manifest:
             if self.parent is None
             else {"path": self.parent.path, "manifest_sha256": self.parent.manifest_sha256},
             "stages": [
-                {"name": st.name, "sources": {k: _counts_json(c) for k, c in sorted(st.sources.items())}}
+                {
+                    "name": st.name,
+                    "sources": {k: _counts_json(c) for k, c in sorted(st.sources.items())},
+                    **({"facts": st.facts} if st.facts else {}),
+                }
                 for st in self.stages
             ],
             "files": [f.to_json() for f in self.files],
@@ -228,6 +240,7 @@ class Manifest:
                     read=s["read"],
                     kept=s["kept"],
                     rejected_by_reason=s["rejected_by_reason"],
+                    added=s.get("added", 0),
                     rows_by_split=s["rows_by_split"],
                     adapters=s["adapters"],
                     licenses=s["licenses"],
@@ -240,10 +253,14 @@ class Manifest:
                     name=st["name"],
                     sources={
                         k: StageCounts(
-                            read=c["read"], kept=c["kept"], rejected_by_reason=c["rejected_by_reason"]
+                            read=c["read"],
+                            kept=c["kept"],
+                            rejected_by_reason=c["rejected_by_reason"],
+                            added=c.get("added", 0),
                         )
                         for k, c in st["sources"].items()
                     },
+                    facts=st.get("facts", {}),
                 )
                 for st in d.get("stages", [])
             ],
@@ -254,12 +271,18 @@ class Manifest:
 
 
 def _counts_json(c: StageCounts) -> dict[str, Any]:
+    added = {"added": c.added} if c.added else {}  # absent when 0: build manifests stay as they were
     return {
         "read": c.read,
+        **added,
         "kept": c.kept,
         "rejected": c.rejected,
         "rejected_by_reason": dict(sorted(c.rejected_by_reason.items())),
     }
+
+
+def _plus_added(c: StageCounts) -> str:
+    return f" + added {c.added}" if c.added else ""
 
 
 def write_manifest(out: Path, manifest: Manifest) -> Path:

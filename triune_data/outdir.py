@@ -24,9 +24,7 @@ from pathlib import Path
 from triune_data.errors import DatasetError
 
 MARKER = ".triune-build"
-_MARKER_TEXT = (
-    b"This directory is written by `triune build-dataset`; a running build holds a lock on this file.\n"
-)
+_MARKER_TEXT = b"This directory is written by triune (`build-dataset`, `filter`); a running one holds a lock on this file.\n"
 _OWNED_BY = (MARKER, "manifest.json")
 
 

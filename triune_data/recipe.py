@@ -244,7 +244,9 @@ def dotted_path(path: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
-def _validate(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: Path) -> None:
+def validate_yaml(data: Any, node: yaml.Node | None, schema: dict[str, Any], path: Path) -> None:
+    """Check `data` (read by `read_yaml`) against a JSON Schema; the most specific error becomes one
+    RecipeError line `FILE:LINE: key.path: message`. Shared by build and filter recipes."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
@@ -322,13 +324,13 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     data, node = read_yaml(path)
     if not isinstance(data, dict):
         raise RecipeError(f"{path}:1: a recipe is a mapping with at least `name` and `sources`")
-    _validate(data, node, recipe_json_schema(), path)
+    validate_yaml(data, node, recipe_json_schema(), path)
     recipe = Recipe.model_validate(data)
     _check_rewards(recipe, node, path)
     if recipe.prompts is None or isinstance(recipe.prompts, str):
         ppath = DEFAULT_PROMPTS if recipe.prompts is None else path.parent / recipe.prompts
         pdata, pnode = read_yaml(ppath)
-        _validate(pdata, pnode, prompts_json_schema(), ppath)
+        validate_yaml(pdata, pnode, prompts_json_schema(), ppath)
         prompts = {k: PoolModel.model_validate(v) for k, v in (pdata or {}).items()}
     else:
         prompts = dict(recipe.prompts)

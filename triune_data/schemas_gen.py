@@ -1,7 +1,7 @@
 """The committed JSON Schemas in `schemas/` are generated from code; this writes them.
 
 Each schema is generated next to what it describes (the sample in `schema`, recipes in `recipe`,
-reward items and results in `verifiers.common.wire`); this module only collects them and adds what
+reward items and results in `verifiers.common.wire`, filter recipes in `filters.recipe`); this module only collects them and adds what
 needs the registries: the sample schema's `reward.verifier` and a recipe source's
 `reward.verifier` enumerate the verifiers shipped in `triune_data.verifiers`. The training side's
 schemas are added by `triune_train.schemas_gen` (no `triune_data` module imports `triune_train`).
@@ -46,12 +46,14 @@ Generators = Mapping[str, Callable[[], dict[str, Any]]]
 
 def data_generators() -> dict[str, Callable[[], dict[str, Any]]]:
     """The data and reward schemas, by file name."""
+    from triune_data.filters.recipe import filter_recipe_json_schema
     from triune_data.recipe import prompts_json_schema
     from triune_data.verifiers.common.wire import request_json_schema, response_json_schema
 
     return {
         "sample.schema.json": sample_json_schema,
         "recipe.schema.json": recipe_json_schema,
+        "filter-recipe.schema.json": filter_recipe_json_schema,
         "prompts.schema.json": prompts_json_schema,
         "reward_request.schema.json": request_json_schema,
         "reward_response.schema.json": response_json_schema,
