@@ -76,7 +76,8 @@ def test_a_second_producer_writes_rejects_manifest_and_card_through_the_same_cal
     assert push(out, "org/x", dry_run=True)
     card = (out / "README.md").read_text()
     assert card == render_card(manifest)
-    assert f"Derived from `{small_dataset}`" in card and "1. `dedup`: synth_count 8/8" in card
+    assert f"Derived from `{small_dataset}`" in card
+    assert "| 1 | `dedup` |" in card and "synth_count 8/8" in card
 
 
 def test_rejects_shard_round_trips(tmp_path):
