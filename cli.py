@@ -189,11 +189,19 @@ def filter_cmd(
     report: Annotated[
         bool, typer.Option("--report", help="Print kept/dropped by filter and data_source.")
     ] = False,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(help="Reward server URL(s) for difficulty_stats; default: the local reward pool."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the filters of a recipe over a dataset; write the kept rows as a new dataset with lineage."""
     from triune_data.filters.run import filter_dataset
+    from triune_train.rewards.difficulty import use_reward_backend
 
+    # Difficulty statistics score on the same backend as `triune score`: the reward pool (a hard
+    # per-item timeout, crashed workers replaced) or the services at --server.
+    use_reward_backend(server or None)
     result = filter_dataset(path, recipe, out, resume=resume, overwrite=overwrite, analyse_only=analyse_only)
     if json_out:
         _print_json(result.to_json())
@@ -202,12 +210,18 @@ def filter_cmd(
         table = Table(
             "stage", "filter", "data_source", "read", "kept", "dropped", "added", title=str(result.out)
         )
+        quiet = []  # stages that neither dropped nor added a row: one line, not a row per source
         for i, stage in enumerate(result.stages):
+            if not any(c.rejected or c.added for c in stage.sources.values()):
+                quiet.append(f"{i} {stage.name}")
+                continue
             for name, c in sorted(stage.sources.items()):
                 table.add_row(
                     str(i), stage.name, name, str(c.read), str(c.kept), str(c.rejected), str(c.added)
                 )
         out_console.print(table)
+        if quiet:
+            out_console.print(f"kept every row: {', '.join(quiet)}")
     table = Table("data_source", "read", "kept", "dropped", "added", title=f"{result.out}")
     for name, c in sorted(result.sources.items()):
         table.add_row(name, str(c.read), str(c.kept), str(c.rejected), str(c.added))

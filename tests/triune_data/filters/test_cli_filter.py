@@ -151,3 +151,46 @@ def test_inspect_describes_filter_reasons_and_shows_the_lineage(small_dataset, r
     assert "lineage" not in inspect_dataset(small_dataset)
     table = runner.invoke(app, ["inspect", str(out)]).output
     assert "derived from" in table and "source_cap: synth_count 5/8" in table
+
+
+def test_difficulty_curation_end_to_end_on_the_reward_pool(small_dataset, tmp_path):
+    """Phase one scores completions on the reward pool `triune score` uses (the CLI wires it),
+    phase two drops what the base model always solves; `inspect` shows the pass rates."""
+    import polars as pl
+
+    shards = sorted((small_dataset / "data").rglob("*.parquet"))
+    table = pl.concat([pl.read_parquet(p, columns=["id", "task", "answer"]) for p in shards])
+    math = table.filter(pl.col("task") == "math").sort("id")
+    assert math.height >= 3
+    ids, answers = math["id"].to_list(), math["answer"].to_list()
+    lines = [
+        {"id": ids[0], "completions": [f"\\boxed{{{answers[0]}}}"] * 4},  # always solved: dropped
+        {"id": ids[1], "completions": [f"\\boxed{{{answers[1]}}}", "\\boxed{-99999}"] * 2},  # 0.5
+        {"id": "nobody/such-id", "completions": ["\\boxed{1}"]},  # unknown: counted, not scored
+        "not json",
+    ]
+    (tmp_path / "k4.jsonl").write_text(
+        "".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines)
+    )
+    (tmp_path / "d.yaml").write_text(
+        "name: diff\nstages:\n"
+        "  - {filter: difficulty_stats, tasks: [math], completions: k4.jsonl, model: base, num_samples: 4, workers: 1}\n"
+        "  - {filter: difficulty_band, tasks: [math]}\n"
+    )
+    out = tmp_path / "out"
+    res = triune(
+        "filter", str(small_dataset), "--recipe", str(tmp_path / "d.yaml"), "--out", str(out), "--json"
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    facts = json.dumps(report)
+    assert '"unknown_ids": 1' in facts and '"malformed": 1' in facts, facts
+    kept = pl.concat([pl.read_parquet(p) for p in sorted((out / "data").rglob("*.parquet"))])
+    assert ids[0] not in kept["id"].to_list()  # pass rate 1.0: the base model already solves it
+    half = kept.filter(pl.col("id") == ids[1])["difficulty"].to_list()[0]
+    assert half["pass_rate"] == 0.5 and half["num_rollouts"] == 4 and half["model"] == "base"
+    unscored = kept.filter(pl.col("id") == ids[2])["difficulty"].to_list()[0]
+    assert unscored is None or unscored["pass_rate"] is None  # no completions: kept, unscored
+    info = triune("inspect", str(out), "--json")
+    assert info.returncode == 0, info.stderr
+    assert "difficulty" in json.dumps(json.loads(info.stdout)["sources"])
