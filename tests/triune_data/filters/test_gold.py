@@ -1,14 +1,22 @@
 """gold_verifies: realistic golds per verifier pass, one broken gold per verifier is dropped."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.triune_data.filters._rows import context, outcome, rows, sample, with_null
+from tests.triune_data.filters._rows import context, rows, sample, with_null
+from tests.triune_data.filters._rows import outcome as _outcome
 from triune_data.filters import gold
 from triune_data.filters.gold import GoldVerifies, gold_completion
 from triune_data.types import Sample, Task
+
+
+def outcome(verdict: object) -> list[tuple[bool, str | None]]:
+    """(dropped, detail) per row, without the list of known verifiers (other tests register more)."""
+    return [(d, None if t is None else re.sub(r" \(known: [^)]*\)", "", t)) for d, t in _outcome(verdict)]
+
 
 MCQ = json.dumps({"options": ["3", "4", "5"]})
 NORM = json.dumps({"coords": "norm1000"})
@@ -67,7 +75,7 @@ CASES: list[tuple[Sample, str | None]] = [
     # unknown verifier, params the verifier refuses, nothing to state
     (
         sample("u", verifier="nope"),
-        "unknown verifier 'nope' (known: counting, detection, format, grounding, math, mathverify, mcq, ocr)",
+        "unknown verifier 'nope'",
     ),
     (
         sample("p", params='{"bogus": 1}'),
@@ -136,6 +144,6 @@ def test_gold_memo_keeps_params_apart_and_null_reward_is_dropped(tmp_path: Path)
         (False, None),
         (
             True,
-            "unknown verifier '' (known: counting, detection, format, grounding, math, mathverify, mcq, ocr)",
+            "unknown verifier ''",
         ),
     ]
