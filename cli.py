@@ -167,8 +167,13 @@ def inspect_cmd(path: DatasetArg, json_out: JsonOpt = False) -> None:
                 f"derived from {parent['path']} (manifest sha256 {parent['manifest_sha256'][:12]})"
             )
             for i, stage in enumerate(info["lineage"]["stages"]):
-                counts = ", ".join(f"{k} {c['kept']}/{c['read']}" for k, c in stage["sources"].items())
-                out_console.print(f"  {i}. {stage['name']}: {counts} (kept/read)")
+                changed = {k: c for k, c in stage["sources"].items() if c["kept"] != c["read"]}
+                if not changed:
+                    rows = sum(c["read"] for c in stage["sources"].values())
+                    out_console.print(f"  {i}. {stage['name']}: kept all {rows} rows")
+                    continue
+                counts = ", ".join(f"{k} {c['kept']}/{c['read']}" for k, c in changed.items())
+                out_console.print(f"  {i}. {stage['name']}: {counts} (kept/read; the others unchanged)")
     if info["problems"]:
         raise TriuneError("; ".join(info["problems"]))
 
