@@ -117,18 +117,17 @@ def digests(ctx: Context, rows: pl.DataFrame) -> pl.DataFrame:
         if data.null_count < len(data):
             hexes = pl.Series("h", list(_sha256_hex(data)), dtype=pl.Utf8)
             tokens = pl.select(pl.when(hexes.is_not_null()).then("b" + hexes).otherwise(tokens))[:, 0]
-        per_image = pl.DataFrame({"row": pc.list_parent_indices(images), "token": tokens})
-        joined = per_image.group_by("row", maintain_order=True).agg(pl.col("token").str.join("\x00"))
-        keys = pl.DataFrame({"row": pl.int_range(len(images), eager=True, dtype=pl.Int64)}).join(
-            joined.with_columns(pl.col("row").cast(pl.Int64)), on="row", how="left", maintain_order="left"
-        )
-        return pl.DataFrame(
-            {
-                POS: positions,
-                "digest": keys["token"].fill_null(""),
-                "n_images": pl.Series(pc.list_value_length(images).fill_null(0)).cast(pl.Int32),
-            }
-        )
+        counts = pl.Series(pc.list_value_length(images).fill_null(0)).cast(pl.Int32)
+        if len(tokens) == len(images) and bool((counts == 1).all()):
+            digest = tokens  # one image a row (the common case): its token is the row's key
+        else:
+            per_image = pl.DataFrame({"row": pc.list_parent_indices(images), "token": tokens})
+            joined = per_image.group_by("row", maintain_order=True).agg(pl.col("token").str.join("\x00"))
+            keys = pl.DataFrame({"row": pl.int_range(len(images), eager=True, dtype=pl.Int64)}).join(
+                joined.with_columns(pl.col("row").cast(pl.Int64)), on="row", how="left", maintain_order="left"
+            )
+            digest = keys["token"].fill_null("")
+        return pl.DataFrame({POS: positions, "digest": digest, "n_images": counts})
 
     schema: dict[str, pl.DataType] = {"digest": pl.Utf8(), "n_images": pl.Int32()}
     return _cached(ctx, _with_row_pos(rows), "digest", schema, compute)
@@ -182,14 +181,23 @@ def phash_signatures(
 
 def prompt_keys(rows: pl.DataFrame) -> pl.DataFrame:
     """Two UInt64 columns `p0`, `p1`: the normalised prompt's 128-bit key, aligned with `rows`."""
-    text = (
-        rows["prompt"]
-        .list.eval(pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content"))
-        .list.join("\n")
-        .str.to_lowercase()
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-    )
+    prompt = rows["prompt"]
+    text: pl.Series | None = None
+    if bool((prompt.list.len() == 1).fill_null(False).all()):  # one message a row: no list.eval
+        first = prompt.list.first()
+        text = first.struct.field("role") + ": " + first.struct.field("content")
+        text = None if text.null_count() else text  # a null part: the general path decides
+    if text is None:
+        text = prompt.list.eval(
+            pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content")
+        ).list.join("\n")
+    text = text.str.to_lowercase()
+    # Collapsing whitespace is the costly step: only rows with a run of it or a tab or newline
+    # change, so only those go through the replace.
+    uneven = text.str.contains(r"\s\s|[\s&&[^ ]]").fill_null(False)
+    if bool(uneven.any()):
+        text = text.scatter(uneven.arg_true(), text.filter(uneven).str.replace_all(r"\s+", " "))
+    text = text.str.strip_chars()
     return pl.DataFrame({"p0": text.hash(seed=0), "p1": text.hash(seed=SECOND_SEED)})
 
 
