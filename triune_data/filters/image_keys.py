@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from triune_data import atomic
 from triune_data.errors import DatasetError
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters.base import FILE, POS, ROW, Context
 from triune_data.filters.phash import phashes
 from triune_data.manifest import read_manifest
@@ -188,25 +189,32 @@ def phash_signatures(
 
 
 def prompt_keys(rows: pl.DataFrame) -> pl.DataFrame:
-    """Two UInt64 columns `p0`, `p1`: the normalised prompt's 128-bit key, aligned with `rows`."""
-    prompt = rows["prompt"]
+    """Two UInt64 columns `p0`, `p1`: the normalised prompt's 128-bit key, aligned with `rows`.
+    The string work runs on every core (`select_rowwise`)."""
+    prompts = rows.select("prompt")
     text: pl.Series | None = None
-    if bool((prompt.list.len() == 1).fill_null(False).all()):  # one message a row: no list.eval
-        first = prompt.list.first()
-        text = first.struct.field("role") + ": " + first.struct.field("content")
+    if bool((prompts["prompt"].list.len() == 1).fill_null(False).all()):  # one message a row
+        first = pl.col("prompt").list.first()
+        line = first.struct.field("role") + ": " + first.struct.field("content")
+        text = select_rowwise(prompts, line.str.to_lowercase().alias("t"))["t"]
         text = None if text.null_count() else text  # a null part: the general path decides
     if text is None:
-        text = prompt.list.eval(
+        lines = pl.col("prompt").list.eval(
             pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content")
-        ).list.join("\n")
-    text = text.str.to_lowercase()
+        )
+        text = select_rowwise(prompts, lines.list.join("\n").str.to_lowercase().alias("t"))["t"]
     # Collapsing whitespace is the costly step: only rows with a run of it or a tab or newline
     # change, so only those go through the replace.
-    uneven = text.str.contains(r"\s\s|[\s&&[^ ]]").fill_null(False)
+    texts = text.to_frame("t")
+    uneven = select_rowwise(texts, pl.col("t").str.contains(r"\s\s|[\s&&[^ ]]").fill_null(False))["t"]
     if bool(uneven.any()):
-        text = text.scatter(uneven.arg_true(), text.filter(uneven).str.replace_all(r"\s+", " "))
-    text = text.str.strip_chars()
-    return pl.DataFrame({"p0": text.hash(seed=0), "p1": text.hash(seed=SECOND_SEED)})
+        texts = texts.with_columns(
+            text.scatter(uneven.arg_true(), text.filter(uneven).str.replace_all(r"\s+", " ")).alias("t")
+        )
+    stripped = pl.col("t").str.strip_chars()
+    return select_rowwise(
+        texts, stripped.hash(seed=0).alias("p0"), stripped.hash(seed=SECOND_SEED).alias("p1")
+    )
 
 
 def _with_row_pos(rows: pl.DataFrame) -> pl.DataFrame:

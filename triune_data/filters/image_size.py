@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
 
 
@@ -61,7 +62,9 @@ class ImageSize(Filter):
     def _single(self, rows: pl.DataFrame) -> Verdict:
         size = pl.col("image_sizes").list.first()
         w, h = size.struct.field("width").cast(pl.Int64), size.struct.field("height").cast(pl.Int64)
-        detail = rows.select(self._rules(w, h, pl.lit(0, dtype=pl.UInt32)).alias("detail")).to_series()
+        detail = select_rowwise(
+            rows, self._rules(w, h, pl.lit(0, dtype=pl.UInt32)).alias("detail")
+        ).to_series()
         return Verdict(detail.is_not_null(), detail=detail)
 
     def _general(self, rows: pl.DataFrame) -> pl.Series:
