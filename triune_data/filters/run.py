@@ -21,6 +21,7 @@ expensive work in `Context.work`, which survives a resume.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import threading
@@ -168,37 +169,46 @@ def _mismatch(found: pa.Schema, expected: pa.Schema) -> str:
 def load_rows(files: list[Path], columns: list[str]) -> pl.DataFrame:
     """The metadata `columns` of every shard, in dataset order, with ROW, FILE, POS, ORIGINAL_ID."""
     wanted = [c for c in dict.fromkeys(columns) if c != "images"]
-    frames = [
-        pl.scan_parquet(path).select(
-            *wanted,
-            pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID),
-            pl.lit(i, dtype=pl.UInt32).alias(FILE),
-            pl.int_range(pl.len(), dtype=pl.UInt32).alias(POS),
-        )
-        for i, path in enumerate(files)
-    ]
-    if not frames:  # a dataset whose every row was rejected: no shards, the same columns
+    original_id = pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID)
+    if not files:  # a dataset whose every row was rejected: no shards, the same columns
         empty = pl.from_arrow(arrow_schema().empty_table())
         assert isinstance(empty, pl.DataFrame)
-        frames = [
-            empty.lazy().select(
-                *wanted,
-                pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID),
-                pl.lit(0, dtype=pl.UInt32).alias(FILE),
-                pl.lit(0, dtype=pl.UInt32).alias(POS),
-            )
-        ]
+        return empty.select(
+            *wanted,
+            original_id,
+            pl.lit(0, dtype=pl.UInt32).alias(FILE),
+            pl.lit(0, dtype=pl.UInt32).alias(POS),
+            pl.lit(0, dtype=pl.UInt64).alias(ROW),
+            pl.lit(0, dtype=pl.UInt32).alias(COPY),
+        )
     try:
-        df = pl.concat(frames).collect()
+        # One scan of every shard (polars reads them in parallel, into one chunk per column: the
+        # stages select, mask and gather these columns many times, several times faster on one
+        # chunk); each row's FILE and POS follow from its place and the shards' row counts.
+        counts = [open_shard(path).metadata.num_rows for path in files]
+        df = (
+            pl.scan_parquet(files, row_index_name=ROW)
+            .select(*wanted, original_id, pl.col(ROW).cast(pl.UInt64))
+            .collect()
+            .rechunk()
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DatasetError(
             f"cannot read the shards of this dataset ({' '.join(str(exc).split())[:300]})"
         ) from None
-    # One chunk per column: the stages select, mask and gather these columns many times, and
-    # polars does each of those several times faster on one chunk than on one per shard.
-    return df.with_columns(
-        pl.int_range(pl.len(), dtype=pl.UInt64).alias(ROW), pl.lit(0, dtype=pl.UInt32).alias(COPY)
-    ).rechunk()
+    if df.height != sum(counts):
+        raise DatasetError(f"the shards of this dataset hold {df.height} rows, their footers {sum(counts)}")
+    starts = pl.Series(list(itertools.accumulate(counts[:-1], initial=0)), dtype=pl.UInt64)
+    file = (starts.search_sorted(df[ROW], side="right") - 1).cast(pl.UInt32)
+    pos = (df[ROW] - starts.gather(file)).cast(pl.UInt32)
+    return df.select(
+        *wanted,
+        ORIGINAL_ID,
+        file.alias(FILE),
+        pos.alias(POS),
+        ROW,
+        pl.lit(0, dtype=pl.UInt32).alias(COPY),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
