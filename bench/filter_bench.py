@@ -7,9 +7,8 @@ written with the sample Arrow schema and a manifest, 8 data_sources over the 8 t
 each in a child process of its own that times itself and reports its peak RSS, alternated
 `--repeat` times (the best run of each counts: the machines are shared and noisy):
 
-(a) `filter_dataset` with the stages of `--recipe` (default: V-Triune's answer rules and exact
-    dedup as written below, plus the mixing filters; after the rule and dedup filters are merged,
-    pass `--recipe` with the registered ones);
+(a) `filter_dataset` with the stages of `--recipe` (default: `RECIPE` below, V-Triune's
+    model-free rule filters and exact dedup, then the mixing filters, all registered ones);
 (b) the limit: `pl.scan_parquet(the same shards).filter(<one trivial predicate>).sink_parquet`.
 
 Reported: rows/s of each, the ratio (a)/(b) and each one's peak RSS.
@@ -26,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,17 +33,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from triune_data.filters.base import Context, Filter, Verdict
-from triune_data.filters.duplicate import Duplicate
-from triune_data.filters.recipe import (
-    FilterRecipe,
-    LoadedFilterRecipe,
-    load_filter_recipe,
-    recipe_hash,
-    resolve,
-)
-from triune_data.filters.sample_weight import SampleWeight
-from triune_data.filters.source_cap import SourceCap
+from triune_data.filters.recipe import LoadedFilterRecipe, load_filter_recipe
 from triune_data.manifest import FileEntry, Manifest, RecipeInfo, SourceCounts, write_manifest
 from triune_data.schema import arrow_schema
 from triune_data.types import TASK_CATEGORY
@@ -54,55 +43,84 @@ TASKS = list(TASK_CATEGORY)
 SHARD_ROWS = 125_000
 
 # ----------------------------------------------------------------------------------------------
-# Stand-ins for the rule and dedup filters (what V-Triune's §5.1.1.1 rules do on these columns),
-# unregistered, so that this bench runs before those filters are merged.
+# The recipe: V-Triune's model-free rule filters, exact dedup, then the mixing filters. Left out:
+# `prompt_tokens` (needs a tokenizer, which a bench must not download) and `gold_verifies` (bound
+# by math-verify at about 400 rows/s: a separate, model-free but parser-bound stage).
 
-
-class _AnswerRules(Filter):
-    """Bench stand-in: answers over 20 characters or with = [ ] ( ) ;."""
-
-    name: ClassVar[str] = "answer_rules_standin"
-    columns: ClassVar[tuple[str, ...]] = ("answer",)
-
-    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
-        answer = rows["answer"]
-        chars = answer.str.len_chars()
-        drop = (chars > 20) | answer.str.contains(r"[=\[\]();]")
-        return Verdict(drop, detail=chars.cast(pl.Utf8) + " chars")
-
-
-class _ExactDedupPaths(Filter):
-    """Bench stand-in: a later row with the same image path and prompt text as an earlier one."""
-
-    name: ClassVar[str] = "exact_dedup_standin"
-    columns: ClassVar[tuple[str, ...]] = ("prompt", "provenance")
-
-    def apply(self, rows: pl.DataFrame, ctx: Context) -> Verdict:
-        key = rows.select(
-            pl.struct(
-                pl.col("provenance").struct.field("file"),
-                pl.col("prompt").list.first().struct.field("content"),
-            ).hash(seed=0)
-        ).to_series()
-        drop = ~key.is_first_distinct()
-        return Verdict(drop, detail=pl.repeat("exact copy", rows.height, eager=True))
+RECIPE = """\
+name: bench
+seed: 0
+stages:
+  - filter: choice_answers
+  - filter: answer_symbols
+  - filter: answer_chars
+  - filter: boxes_per_category
+  - filter: box_area
+  - filter: single_multi_ratio
+  - filter: category_balance
+  - filter: phrase_complexity
+  - filter: ocr_language
+  - filter: ocr_verifiable
+  - filter: image_size
+  - filter: exact_dedup
+  - filter: source_cap
+    max_rows: 1000000000
+  - filter: duplicate
+  - filter: sample_weight
+    weight: 1.0
+"""
 
 
 def default_recipe(tmp: Path) -> LoadedFilterRecipe:
-    filters: tuple[Filter, ...] = (
-        _AnswerRules.model_validate({"tasks": ["math", "puzzle", "science", "chart"]}),
-        _ExactDedupPaths.model_validate({}),
-        SourceCap.model_validate({"max_rows": 10**9}),
-        Duplicate.model_validate({}),
-        SampleWeight.model_validate({"weight": 1.0}),
-    )
-    recipe = FilterRecipe.model_validate({"name": "bench", "stages": [{"filter": f.name} for f in filters]})
-    resolved = resolve(recipe, filters)
-    return LoadedFilterRecipe(recipe, tmp / "bench.yaml", filters, resolved, recipe_hash(resolved))
+    path = tmp / "bench.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(RECIPE)
+    return load_filter_recipe(path)
 
 
 # ----------------------------------------------------------------------------------------------
-# The dataset
+# The dataset: rows realistic enough for every filter above to have work, made with numpy
+
+LABELS = np.array([f"category_{i:02d}" for i in range(40)], dtype=object)
+PHRASES = np.array(
+    [
+        "dog",
+        "red car",
+        "the man on the left",
+        "woman holding an umbrella",
+        "the smallest cup on the table",
+        "the boy who holds a kite and wears a hat",  # two joining words: dropped
+        "a tall glass of orange juice next to the plate near the window sill",  # over 10 words
+        "bus",
+        "the second chair from the right",
+        "person in a blue jacket",
+    ],
+    dtype=object,
+)
+OCR_WORDS = np.array(
+    ["STOP", "Main St", "OPEN 24 HOURS", "exit", "Café", "2019", "привет", "###", "--", "Sale 50% off"],
+    dtype=object,
+)
+REASONING_ANSWERS = np.array(
+    [
+        "12",
+        "3.5",
+        "B",
+        "yes",
+        "x = 4",
+        "f(2)",
+        "\\frac{1}{2}",
+        "a rather long answer text over twenty",
+        "7",
+        "42",
+    ],
+    dtype=object,
+)
+OPTIONS = "\nA. 1\nB. 2\nC. 3\nD. 4"
+
+
+def _strings(values: np.ndarray) -> pa.Array:
+    return pa.array(values.tolist(), pa.string())
 
 
 def _list_of_structs(offsets: np.ndarray, fields: dict[str, pa.Array], type_: pa.DataType) -> pa.Array:
@@ -110,15 +128,65 @@ def _list_of_structs(offsets: np.ndarray, fields: dict[str, pa.Array], type_: pa
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), child, type=type_)
 
 
+def _boxes(
+    task: str, n: int, w: np.ndarray, h: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """Offsets and fields of the rows' boxes: detection 1-14 boxes over a long-tailed label set
+    (some rows over 10 of one label, single- and multi-box rows), grounding one box labelled with a
+    referring phrase; 3% of boxes cover most of the image."""
+    if task == "detection":
+        counts = np.minimum(rng.geometric(0.3, n), 14)
+        labels = LABELS[np.minimum(rng.zipf(1.6, counts.sum()) - 1, len(LABELS) - 1)]
+        same = np.repeat(rng.random(n) < 0.08, counts)  # 8% of rows: every box one label
+        labels = np.where(same, LABELS[0], labels)
+    elif task == "grounding":
+        counts = np.ones(n, dtype=np.int64)
+        labels = PHRASES[rng.integers(0, len(PHRASES), n)]
+    else:
+        counts = np.zeros(n, dtype=np.int64)
+        labels = np.array([], dtype=object)
+    total = int(counts.sum())
+    row = np.repeat(np.arange(n), counts)
+    bw, bh = w[row].astype(np.float64), h[row].astype(np.float64)
+    big = rng.random(total) < 0.03
+    frac = np.where(big, rng.uniform(0.75, 0.95, total), rng.uniform(0.05, 0.4, total))
+    x1, y1 = rng.random(total) * bw * (1 - frac), rng.random(total) * bh * (1 - frac)
+    fields = {
+        "label": _strings(labels),
+        "x1": pa.array(x1),
+        "y1": pa.array(y1),
+        "x2": pa.array(x1 + frac * bw),
+        "y2": pa.array(y1 + frac * bh),
+    }
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int32), fields
+
+
 def shard(start: int, n: int, source: str, task: str, rng: np.random.Generator) -> pa.Table:
     schema = arrow_schema()
     ids = [f"{source}/{i:08d}" for i in range(start, start + n)]
     ones = np.arange(n + 1, dtype=np.int32)
-    k = rng.integers(0, 1000, n)
     dup_of = np.where(rng.random(n) < 0.02, np.maximum(np.arange(n) - 7, 0), np.arange(n))  # 2% exact copies
     files = [f"img/{source}/{start + int(j):08d}.jpg" for j in dup_of]
-    answers = [f"{v}" if v % 10 else f"x = {v} + ({v} * 3)" for v in k.tolist()]  # 10% break the rules
-    is_box = task in ("detection", "grounding")
+    w = rng.integers(200, 2000, n).astype(np.int32)
+    h = rng.integers(200, 2000, n).astype(np.int32)
+    w[rng.random(n) < 0.01] = 20  # 1% under the smallest side
+    if TASK_CATEGORY[task] == "reasoning":
+        answers = np.where(
+            rng.random(n) < 0.6,
+            rng.integers(0, 1000, n).astype(str),
+            REASONING_ANSWERS[rng.integers(0, len(REASONING_ANSWERS), n)],
+        )
+    elif task == "ocr":
+        answers = OCR_WORDS[rng.integers(0, len(OCR_WORDS), n)]
+    else:
+        answers = rng.integers(0, 50, n).astype(str)
+    with_options = rng.random(n) < 0.05
+    prompts = [
+        f"<image>Question {int(j)} about {source}: what is shown?" + (OPTIONS if o else "")
+        for j, o in zip(dup_of, with_options, strict=True)
+    ]
+    offsets, box_fields = _boxes(task, n, w, h, rng)
+    answer = _strings(np.asarray(answers, dtype=object))
     cols: dict[str, pa.Array] = {
         "id": pa.array(ids),
         "data_source": pa.array([source] * n),
@@ -129,37 +197,14 @@ def shard(start: int, n: int, source: str, task: str, rng: np.random.Generator) 
             ones, {"bytes": pa.nulls(n, pa.binary()), "path": pa.array(files)}, schema.field("images").type
         ),
         "image_sizes": _list_of_structs(
-            ones,
-            {
-                "width": pa.array(rng.integers(200, 2000, n), pa.int32()),
-                "height": pa.array(rng.integers(200, 2000, n), pa.int32()),
-            },
-            schema.field("image_sizes").type,
+            ones, {"width": pa.array(w), "height": pa.array(h)}, schema.field("image_sizes").type
         ),
         "prompt": _list_of_structs(
-            ones,
-            {
-                "role": pa.array(["user"] * n),
-                "content": pa.array(
-                    [f"<image>Question {int(j)} about {source}: what is shown?" for j in dup_of]
-                ),
-            },
-            schema.field("prompt").type,
+            ones, {"role": pa.array(["user"] * n), "content": pa.array(prompts)}, schema.field("prompt").type
         ),
-        "answer": pa.array(answers),
-        "ground_truth": pa.array(answers),
-        "boxes": _list_of_structs(
-            np.arange(n + 1, dtype=np.int32) * (2 if is_box else 0),
-            {
-                name: (
-                    pa.array(["obj"] * (2 * n if is_box else 0), pa.string())
-                    if name == "label"
-                    else pa.array(rng.random(2 * n if is_box else 0) * 100, pa.float64())
-                )
-                for name in ("label", "x1", "y1", "x2", "y2")
-            },
-            schema.field("boxes").type,
-        ),
+        "answer": answer,
+        "ground_truth": answer,
+        "boxes": _list_of_structs(offsets, box_fields, schema.field("boxes").type),
         "reward": pa.StructArray.from_arrays(
             [pa.array(["mathverify"] * n), pa.array(["{}"] * n), pa.array([1.0] * n), pa.array([1.0] * n)],
             fields=list(schema.field("reward").type),
@@ -249,7 +294,7 @@ def child(target: Any, *args: Any) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--recipe", help="A filter recipe to run as (a) (default: the stand-in stages above).")
+    ap.add_argument("--recipe", help="A filter recipe to run as (a) (default: RECIPE above).")
     ap.add_argument(
         "--repeat", type=int, default=3, help="Runs of each variant, alternated; the best counts."
     )

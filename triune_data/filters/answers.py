@@ -13,6 +13,7 @@ from typing import ClassVar
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import REASONING_TASKS, Context, Filter, Verdict, register_filter
 from triune_data.types import Task
@@ -41,7 +42,8 @@ class ChoiceAnswers(Filter):
         answer = pl.col("answer").fill_null("").str.strip_chars()
         text = pl.col("prompt").list.eval(pl.element().struct.field("content")).list.join("\n").fill_null("")
         folded = answer.str.strip_chars(".").str.to_lowercase()
-        detail = rows.select(
+        detail = select_rowwise(
+            rows,
             pl.when(mc & (pl.col("reward").struct.field("verifier") == "mcq").fill_null(False))
             .then(pl.lit("multiple choice (mcq verifier)"))
             .when(mc & answer.str.contains(_LETTER_ANSWER))
@@ -50,7 +52,7 @@ class ChoiceAnswers(Filter):
             .then(pl.lit("multiple choice (the prompt lists options)"))
             .when(tf & folded.is_in(_TRUE_FALSE))
             .then(pl.lit("true/false (answer ") + answer + pl.lit(")"))
-            .alias("detail")
+            .alias("detail"),
         ).to_series()
         return Verdict(detail.is_not_null(), detail=detail)
 

@@ -30,6 +30,7 @@ Adding a filter is one module under `triune_data/filters/` plus one table test.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,17 +62,32 @@ class Context:
     ) -> Iterator[tuple[pl.Series, list[list[bytes | None]]]]:
         """The stored image bytes of `rows` (which must have ROW, FILE, POS), in batches:
         (their ROW values, for each row the bytes of each of its images; None for an image stored
-        by path only). Reads the `images` column of one file at a time, row groups as needed."""
+        by path only). Reads the `images` column of one row group at a time, only the row groups
+        the rows are in, so memory is bounded by a row group's images, not a shard's."""
         from triune_data.writer import open_shard
 
         for (file_index,), part in rows.select(ROW, FILE, POS).group_by(FILE, maintain_order=True):
             part = part.sort(POS)
             pf = open_shard(self.files[int(file_index)])
-            table = pf.read(columns=["images"])
-            for start in range(0, part.height, batch_rows):
-                chunk = part.slice(start, batch_rows)
-                taken = table.take(chunk[POS].to_arrow()).column("images").to_pylist()
-                yield chunk[ROW], [[(im or {}).get("bytes") for im in (ims or [])] for ims in taken]
+            sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+            starts = list(itertools.accumulate(sizes, initial=0))
+            # Row group of each row: the last group starting at or before its position.
+            group_of = pl.Series(starts[1:], dtype=pl.Int64).search_sorted(
+                part[POS].cast(pl.Int64), side="right"
+            )
+            for (group,), in_group in part.with_columns(group_of.alias("_g")).group_by(
+                "_g", maintain_order=True
+            ):
+                table = pf.read_row_group(int(group), columns=["images"])
+                local = in_group[POS].cast(pl.Int64) - starts[int(group)]
+                for start in range(0, in_group.height, batch_rows):
+                    chunk = in_group.slice(start, batch_rows)
+                    taken = table.take(local.slice(start, batch_rows).to_arrow()).column("images")
+                    yield (
+                        chunk[ROW],
+                        [[(im or {}).get("bytes") for im in (ims or [])] for ims in taken.to_pylist()],
+                    )
+                del table  # before the next group is read
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()

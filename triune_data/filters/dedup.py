@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import polars as pl
@@ -33,14 +34,19 @@ class ExactDedup(Filter):
             return Verdict.keep_all(0)
         # Everything as 64-bit hashes (two independent ones per text: 128 bits, no chance
         # collisions); group-bys on a few integer columns are what polars does fastest.
-        digest = digests(ctx, rows)["digest"]
+        # The image digests (shard reads, a cache) and the prompt keys (string work) are
+        # independent: computed side by side, on two threads.
+        with ThreadPoolExecutor(1, thread_name_prefix="triune-digests") as pool:
+            pending = pool.submit(digests, ctx, rows)
+            prompts = prompt_keys(rows)
+            digest = pending.result()["digest"]
         columns = [digest.hash(seed=0).alias("d0"), digest.hash(seed=SECOND_SEED).alias("d1")]
         if self.answer:
             columns += [
                 rows["answer"].hash(seed=0).alias("a0"),
                 rows["answer"].hash(seed=SECOND_SEED).alias("a1"),
             ]
-        keys = pl.concat([pl.DataFrame(columns), prompt_keys(rows)], how="horizontal")
+        keys = pl.concat([pl.DataFrame(columns), prompts], how="horizontal")
         names = keys.columns
         decided = keys.with_row_index("i").select(pl.col("i"), first=pl.col("i").first().over(names))
         first = decided["first"]

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from triune_data import atomic
 from triune_data.errors import DatasetError
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters.base import FILE, POS, ROW, Context
 from triune_data.filters.phash import phashes
 from triune_data.manifest import read_manifest
@@ -34,6 +35,7 @@ from triune_data.writer import open_shard
 CACHE_VERSION = "1"  # bump when what a cache file holds changes meaning
 BATCH_ROWS = 512
 SECOND_SEED = 0x9E3779B97F4A7C15  # a second, independent polars hash of the same text
+_AT = "_at"  # a row's place in the rows asked about
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,19 +70,26 @@ def _cached(
     """Per-row values (columns `schema`) for `rows`, aligned with them: read from the cache of
     each file, computing (and caching) only the positions it lacks. `compute` gets rows (ROW,
     FILE, POS) of one file and returns POS plus the `schema` columns."""
-    parts = []
-    for (file_index,), part in rows.select(ROW, FILE, POS).group_by(FILE, maintain_order=True):
+    parts, places = [], []
+    indexed = rows.select(ROW, FILE, POS).with_row_index(_AT)
+    for (file_index,), part in indexed.group_by(FILE, maintain_order=True):
         shard = ctx.files[int(file_index)]
         cache = ctx.work / "image_keys" / f"{kind}-v{CACHE_VERSION}-{file_identity(shard)[:40]}.parquet"
         known = _read_cache(cache, {POS: pl.Int64(), **schema})
-        missing = part.join(known.select(POS), on=POS, how="anti")
+        missing = part.filter(part[POS].is_in(known[POS].implode()).not_()) if known.height else part
         if missing.height:
-            fresh = compute(missing).select(pl.col(POS).cast(pl.Int64), *schema)
+            fresh = compute(missing.drop(_AT)).select(pl.col(POS).cast(pl.Int64), *schema)
             known = pl.concat([known, fresh.cast(schema)]).sort(POS)  # type: ignore[arg-type]
             _write_cache(cache, known)
-        parts.append(part.join(known, on=POS, how="left").drop(FILE, POS))
-    merged = pl.concat(parts) if parts else pl.DataFrame(schema={ROW: pl.Int64, **schema})
-    return rows.select(ROW).join(merged, on=ROW, how="left", maintain_order="left").drop(ROW)
+        # `known` is sorted by POS, each once and every one of `part` in it: a binary search
+        # finds each row's values (cheaper than a join).
+        parts.append(known.select(*schema)[known[POS].search_sorted(part[POS], side="left")])
+        places.append(part[_AT])
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    merged, at = pl.concat(parts), pl.concat(places)
+    # Rows in dataset order come back in order; any other order is restored by their place.
+    return merged if at.is_sorted() else merged[pl.Series(at.arg_sort())]
 
 
 def _read_cache(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -117,18 +126,17 @@ def digests(ctx: Context, rows: pl.DataFrame) -> pl.DataFrame:
         if data.null_count < len(data):
             hexes = pl.Series("h", list(_sha256_hex(data)), dtype=pl.Utf8)
             tokens = pl.select(pl.when(hexes.is_not_null()).then("b" + hexes).otherwise(tokens))[:, 0]
-        per_image = pl.DataFrame({"row": pc.list_parent_indices(images), "token": tokens})
-        joined = per_image.group_by("row", maintain_order=True).agg(pl.col("token").str.join("\x00"))
-        keys = pl.DataFrame({"row": pl.int_range(len(images), eager=True, dtype=pl.Int64)}).join(
-            joined.with_columns(pl.col("row").cast(pl.Int64)), on="row", how="left", maintain_order="left"
-        )
-        return pl.DataFrame(
-            {
-                POS: positions,
-                "digest": keys["token"].fill_null(""),
-                "n_images": pl.Series(pc.list_value_length(images).fill_null(0)).cast(pl.Int32),
-            }
-        )
+        counts = pl.Series(pc.list_value_length(images).fill_null(0)).cast(pl.Int32)
+        if len(tokens) == len(images) and bool((counts == 1).all()):
+            digest = tokens  # one image a row (the common case): its token is the row's key
+        else:
+            per_image = pl.DataFrame({"row": pc.list_parent_indices(images), "token": tokens})
+            joined = per_image.group_by("row", maintain_order=True).agg(pl.col("token").str.join("\x00"))
+            keys = pl.DataFrame({"row": pl.int_range(len(images), eager=True, dtype=pl.Int64)}).join(
+                joined.with_columns(pl.col("row").cast(pl.Int64)), on="row", how="left", maintain_order="left"
+            )
+            digest = keys["token"].fill_null("")
+        return pl.DataFrame({POS: positions, "digest": digest, "n_images": counts})
 
     schema: dict[str, pl.DataType] = {"digest": pl.Utf8(), "n_images": pl.Int32()}
     return _cached(ctx, _with_row_pos(rows), "digest", schema, compute)
@@ -181,16 +189,32 @@ def phash_signatures(
 
 
 def prompt_keys(rows: pl.DataFrame) -> pl.DataFrame:
-    """Two UInt64 columns `p0`, `p1`: the normalised prompt's 128-bit key, aligned with `rows`."""
-    text = (
-        rows["prompt"]
-        .list.eval(pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content"))
-        .list.join("\n")
-        .str.to_lowercase()
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
+    """Two UInt64 columns `p0`, `p1`: the normalised prompt's 128-bit key, aligned with `rows`.
+    The string work runs on every core (`select_rowwise`)."""
+    prompts = rows.select("prompt")
+    text: pl.Series | None = None
+    if bool((prompts["prompt"].list.len() == 1).fill_null(False).all()):  # one message a row
+        first = pl.col("prompt").list.first()
+        line = first.struct.field("role") + ": " + first.struct.field("content")
+        text = select_rowwise(prompts, line.str.to_lowercase().alias("t"))["t"]
+        text = None if text.null_count() else text  # a null part: the general path decides
+    if text is None:
+        lines = pl.col("prompt").list.eval(
+            pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content")
+        )
+        text = select_rowwise(prompts, lines.list.join("\n").str.to_lowercase().alias("t"))["t"]
+    # Collapsing whitespace is the costly step: only rows with a run of it or a tab or newline
+    # change, so only those go through the replace.
+    texts = text.to_frame("t")
+    uneven = select_rowwise(texts, pl.col("t").str.contains(r"\s\s|[\s&&[^ ]]").fill_null(False))["t"]
+    if bool(uneven.any()):
+        texts = texts.with_columns(
+            text.scatter(uneven.arg_true(), text.filter(uneven).str.replace_all(r"\s+", " ")).alias("t")
+        )
+    stripped = pl.col("t").str.strip_chars()
+    return select_rowwise(
+        texts, stripped.hash(seed=0).alias("p0"), stripped.hash(seed=SECOND_SEED).alias("p1")
     )
-    return pl.DataFrame({"p0": text.hash(seed=0), "p1": text.hash(seed=SECOND_SEED)})
 
 
 def _with_row_pos(rows: pl.DataFrame) -> pl.DataFrame:

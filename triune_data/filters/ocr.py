@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
 from triune_data.types import Task
@@ -81,7 +82,8 @@ class OcrVerifiable(Filter):
         folded = text.str.to_lowercase()
         chars = text.str.len_chars()
         placeholders = sorted({p.strip().lower() for p in self.placeholders})
-        detail = rows.select(
+        detail = select_rowwise(
+            rows,
             pl.when(text.is_null() | (text == ""))
             .then(pl.lit("empty"))
             .when(folded.is_in(placeholders))
@@ -90,6 +92,6 @@ class OcrVerifiable(Filter):
             .then(pl.lit("no letter or digit in '") + text.str.slice(0, 20) + pl.lit("'"))
             .when(chars > self.max_chars)
             .then(chars.cast(pl.Utf8) + pl.lit(" chars"))
-            .alias("detail")
+            .alias("detail"),
         ).to_series()
         return Verdict(detail.is_not_null(), detail=detail)

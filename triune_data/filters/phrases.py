@@ -14,6 +14,7 @@ from typing import ClassVar
 import polars as pl
 from pydantic import Field
 
+from triune_data.filters._columns import select_rowwise
 from triune_data.filters._scope import default_tasks
 from triune_data.filters.base import Context, Filter, Verdict, register_filter
 from triune_data.types import Task
@@ -51,8 +52,9 @@ class PhraseComplexity(Filter):
         words = label.str.count_matches(r"\S*\p{L}\S*")
         joined = label.str.count_matches(joins) if self.joining_words else pl.lit(0)
         shown = pl.lit("'") + label.str.slice(0, 60) + pl.lit("'")
-        judged = labels.select(
-            "_i",
+        judged = select_rowwise(
+            labels,
+            pl.col("_i"),
             pl.when(words < self.min_words)
             .then(pl.format("{} has {} words (min {})", shown, words, pl.lit(self.min_words)))
             .when(words > self.max_words)
