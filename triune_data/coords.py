@@ -48,7 +48,8 @@ def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def _check_size(size: Size, name: str) -> tuple[float, float]:
-    w, h = (float(v) for v in size)
+    w, h = size
+    w, h = float(w), float(h)
     if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
         raise ValueError(f"{name} must be a positive (width, height), got {tuple(size)!r}")
     return w, h

@@ -91,6 +91,8 @@ def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, st
     if stored and info.orientation != 1:
         box = box_to_canonical(box, frame, image_size=info.stored_size)
         x1, y1, x2, y2 = orient_box(box, info.orientation, stored_size=info.stored_size)
+    elif frame == "pixel":  # already the canonical frame (COCO, ODVG, RefCOCO): no conversion
+        x1, y1, x2, y2 = float(b.x1), float(b.y1), float(b.x2), float(b.y2)
     else:
         x1, y1, x2, y2 = box_to_canonical(box, frame, image_size=(width, height))
     if not (x2 > x1 and y2 > y1):
