@@ -98,10 +98,11 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
         total, parts = 0, []
         if size <= max_bytes:
             chunk = os.read(fd, size + 1)
+            # A regular file reads short only at its end: a second read only if it grew.
             while chunk:
                 parts.append(chunk)
                 total += len(chunk)
-                if total > max_bytes:
+                if total > max_bytes or total <= size:
                     break
                 chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
         if size > max_bytes or total > max_bytes:
