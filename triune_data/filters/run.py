@@ -17,11 +17,12 @@ Resume: a shard series is committed parent file by parent file (`.work/state.jso
 `resume` skips the parent files already in committed shards and writes the same bytes an
 uninterrupted run writes. The stages rerun (cheap: metadata only); a stage caches its own
 expensive work in `Context.work`, which survives a resume.
+
+Steps 1-2 live in `filters/parent.py`, the shard series of step 4 in `filters/output.py`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import threading
@@ -39,6 +40,8 @@ from triune_data import atomic, outdir
 from triune_data.card import write_card
 from triune_data.errors import DatasetError, TriuneInternalError
 from triune_data.filters.base import FILE, POS, ROW, Context, Filter, Verdict
+from triune_data.filters.output import COPY, WORK_DIR, ShardWriter, shard_table
+from triune_data.filters.parent import ORIGINAL_ID, load_rows, open_parent
 from triune_data.filters.recipe import LoadedFilterRecipe, load_filter_recipe
 from triune_data.manifest import (
     MANIFEST,
@@ -50,23 +53,15 @@ from triune_data.manifest import (
     Stage,
     StageCounts,
     manifest_sha256,
-    read_manifest,
-    sha256_file,
     write_manifest,
 )
 from triune_data.schema import arrow_schema
-from triune_data.types import SCHEMA_VERSION
 from triune_data.writer import (
     REJECT_SCHEMA,
-    ShardSeries,
     final_shard_names,
-    open_shard,
     write_rejects,
 )
 
-WORK_DIR = ".work"
-COPY = "_copy"  # 0 for a parent row, k for its k-th extra copy (id `{id}~{k}`)
-ORIGINAL_ID = "_original_id"
 BASE_COLUMNS = ("id", "data_source", "task", "split")
 # A filter may not rewrite what places a row (its shard, its identity) or its image bytes.
 FROZEN_COLUMNS = frozenset({"id", "data_source", "split", "images"})
@@ -122,93 +117,6 @@ class FilterReport:
                 for key in ("read", "added", "kept", "rejected")
             },
         }
-
-
-# ----------------------------------------------------------------------------------------------
-# Opening the parent
-
-
-def open_parent(src: Path) -> tuple[Manifest, list[Path]]:
-    """The parent's manifest and shard paths, after the cheap checks: schema version, and each
-    shard's Arrow schema against the sample schema (field names and types; not the metadata)."""
-    manifest = read_manifest(src)
-    if manifest.schema_version != SCHEMA_VERSION:
-        raise DatasetError(
-            f"{src / MANIFEST}: schema version {manifest.schema_version}, this triune reads "
-            f"{SCHEMA_VERSION}; rebuild the dataset with this version"
-        )
-    expected = arrow_schema()
-    files = [src / f.path for f in manifest.files]
-    for path in files:
-        found = open_shard(path).schema_arrow
-        if not found.equals(expected, check_metadata=False):
-            raise DatasetError(
-                f"{path}: not a triune shard of schema {SCHEMA_VERSION} ({_mismatch(found, expected)})"
-            )
-        meta = (found.metadata or {}).get(b"triune")
-        version = json.loads(meta).get("schema_version") if meta else None
-        if version != SCHEMA_VERSION:
-            raise DatasetError(f"{path}: schema version {version}, this triune reads {SCHEMA_VERSION}")
-    return manifest, files
-
-
-def _mismatch(found: pa.Schema, expected: pa.Schema) -> str:
-    missing = [n for n in expected.names if n not in found.names]
-    if missing:
-        return f"no column {missing[0]!r}"
-    extra = [n for n in found.names if n not in expected.names]
-    if extra:
-        return f"unexpected column {extra[0]!r}"
-    for f in expected:
-        other = found.field(f.name)
-        if not other.type.equals(f.type):
-            return f"column {f.name!r} is {other.type}, expected {f.type}"
-    return "columns in another order"
-
-
-def load_rows(files: list[Path], columns: list[str]) -> pl.DataFrame:
-    """The metadata `columns` of every shard, in dataset order, with ROW, FILE, POS, ORIGINAL_ID."""
-    wanted = [c for c in dict.fromkeys(columns) if c != "images"]
-    original_id = pl.col("provenance").struct.field("original_id").alias(ORIGINAL_ID)
-    if not files:  # a dataset whose every row was rejected: no shards, the same columns
-        empty = pl.from_arrow(arrow_schema().empty_table())
-        assert isinstance(empty, pl.DataFrame)
-        return empty.select(
-            *wanted,
-            original_id,
-            pl.lit(0, dtype=pl.UInt32).alias(FILE),
-            pl.lit(0, dtype=pl.UInt32).alias(POS),
-            pl.lit(0, dtype=pl.UInt64).alias(ROW),
-            pl.lit(0, dtype=pl.UInt32).alias(COPY),
-        )
-    try:
-        # One scan of every shard (polars reads them in parallel, into one chunk per column: the
-        # stages select, mask and gather these columns many times, several times faster on one
-        # chunk); each row's FILE and POS follow from its place and the shards' row counts.
-        counts = [open_shard(path).metadata.num_rows for path in files]
-        df = (
-            pl.scan_parquet(files, row_index_name=ROW)
-            .select(*wanted, original_id, pl.col(ROW).cast(pl.UInt64))
-            .collect()
-            .rechunk()
-        )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DatasetError(
-            f"cannot read the shards of this dataset ({' '.join(str(exc).split())[:300]})"
-        ) from None
-    if df.height != sum(counts):
-        raise DatasetError(f"the shards of this dataset hold {df.height} rows, their footers {sum(counts)}")
-    starts = pl.Series(list(itertools.accumulate(counts[:-1], initial=0)), dtype=pl.UInt64)
-    file = (starts.search_sorted(df[ROW], side="right") - 1).cast(pl.UInt32)
-    pos = (df[ROW] - starts.gather(file)).cast(pl.UInt32)
-    return df.select(
-        *wanted,
-        ORIGINAL_ID,
-        file.alias(FILE),
-        pos.alias(POS),
-        ROW,
-        pl.lit(0, dtype=pl.UInt32).alias(COPY),
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -441,130 +349,6 @@ def _copies_of(df: pl.DataFrame, at: pl.Series, copies: pl.Series, keep: set[str
 
 
 # ----------------------------------------------------------------------------------------------
-# Writing
-
-
-class _Writer:
-    """The derived dataset's shard series, committed parent file by parent file (resumable)."""
-
-    def __init__(
-        self,
-        out: Path,
-        schema: pa.Schema,
-        cap: int,
-        row_group: int,
-        state_key: dict[str, Any],
-        *,
-        resume: bool,
-    ):
-        self.out, self.work = out, out / WORK_DIR
-        self.schema, self.cap, self.row_group = schema, cap, row_group
-        self.state_key = state_key
-        self.series: dict[tuple[str, str], ShardSeries] = {}
-        # A committed shard is hashed on its own thread (hot in the page cache), off the write path.
-        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
-        self.lock = threading.Lock()
-        if resume and (self.work / "state.json").exists():
-            self._load_state()
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work.mkdir(parents=True)
-            self._save_state()
-
-    def _state(self) -> dict[str, Any]:
-        return {**self.state_key, "series": {s.key: s.state() for s in self.series.values()}}
-
-    def _save_state(self) -> None:
-        atomic.write_json(self.work / "state.json", self._state())
-
-    def _load_state(self) -> None:
-        try:
-            state = json.loads((self.work / "state.json").read_text())
-        except (ValueError, UnicodeDecodeError):
-            raise DatasetError(
-                f"{self.out}: the interrupted run's state is unreadable; rerun with --overwrite"
-            ) from None
-        if {k: state.get(k) for k in self.state_key} != self.state_key:
-            raise DatasetError(
-                f"{self.out}: the interrupted run used another parent, recipe or mode; rerun without --resume"
-            )
-        for key, st in state["series"].items():
-            source, split = key.split("/", 1)
-            s = self.get((source, split))
-            s.shards, s.committed_upto = st["shards"], st["committed_upto"]
-        for tmp in self.work.rglob("*.tmp"):
-            tmp.unlink()
-
-    def get(self, key: tuple[str, str]) -> ShardSeries:
-        if key not in self.series:
-            self.series[key] = ShardSeries(
-                self.work,
-                key[0],
-                key[1],
-                self.schema,
-                self.cap,
-                self.row_group,
-                hasher=lambda path: self.hasher.submit(sha256_file, path),
-            )
-        return self.series[key]
-
-    def add(self, key: tuple[str, str], file_index: int, table: pa.Table) -> None:
-        """Add parent file `file_index`'s rows to series `key` (called from several threads, one per
-        series at a time): a commit and the state it saves happen under one lock, so the saved
-        state never holds a series half-way through its commit."""
-        series = self.series[key]
-        if series.needs_rotation(table.nbytes):
-            with self.lock:
-                if series.commit(file_index):
-                    self._save_state()
-        series.add(table)
-
-    def close_series(self, key: tuple[str, str], end: int) -> None:
-        """Commit series `key` once its last parent file is in, on the thread that wrote it (so the
-        series' last row group, often its only one, is written in parallel with the others, not
-        one series after another in `finish`); the same bytes, committed sooner."""
-        with self.lock:
-            if self.series[key].commit(end):
-                self._save_state()
-
-    def finish(self, end: int) -> None:
-        for series in self.series.values():
-            series.commit(end)
-        self._save_state()
-
-    def abort(self) -> None:
-        for series in self.series.values():
-            series.abort()
-        self.hasher.shutdown(cancel_futures=True)
-
-    def digest(self, key: str, name: str) -> str | None:
-        """The sha256 of committed shard `name` if this run wrote it (a resumed run hashes the rest)."""
-        future = self.series_by_key(key).digests.get(name)
-        return None if future is None else future.result()
-
-    def series_by_key(self, key: str) -> ShardSeries:
-        source, split = key.split("/", 1)
-        return self.series[(source, split)]
-
-
-def _shard_table(path: Path, kept: pl.DataFrame, updated: set[str], schema: pa.Schema) -> pa.Table:
-    """The kept rows of one parent shard (sorted by POS, COPY), full columns, updates applied."""
-    table = open_shard(path).read()
-    copied = bool((kept[COPY] > 0).any())
-    if kept.height == table.num_rows and not copied:
-        out = table  # every row kept, none copied: nothing to gather
-    elif not copied:  # rows dropped, none copied: a mask is cheaper than a gather
-        mask = pl.repeat(False, table.num_rows, dtype=pl.Boolean, eager=True).scatter(kept[POS], True)
-        out = table.filter(mask.to_arrow())
-    else:
-        out = table.take(pa.array(kept[POS].to_numpy()))
-    columns = {name: out.column(name) for name in out.column_names}
-    for col in sorted(updated):
-        columns[col] = kept[col].to_arrow().cast(schema.field(col).type)
-    return pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
-
-
-# ----------------------------------------------------------------------------------------------
 # The command
 
 
@@ -615,7 +399,7 @@ def _run(
     parent_sha = manifest_sha256(src)
     schema = arrow_schema({"triune_recipe": json.dumps({"name": loaded.recipe.name, "hash": loaded.hash})})
     output = loaded.recipe.output
-    writer = _Writer(
+    writer = ShardWriter(
         out,
         schema,
         int(output.shard_size_mb * 1024 * 1024),
@@ -660,7 +444,7 @@ def _run(
                 return
             kept = by_file.get((i,))
             if kept is not None and kept.height:
-                writer.add(key, i, _shard_table(files[i], kept, updated, schema))
+                writer.add(key, i, shard_table(files[i], kept, updated, schema))
             if progress:
                 with count:
                     done[0] += 1
@@ -687,7 +471,7 @@ def _finish(
     parent_sha: str,
     parent: Manifest,
     out: Path,
-    writer: _Writer,
+    writer: ShardWriter,
     stages: list[StageReport],
     rejects: _Rejects,
     analyse_only: bool,
