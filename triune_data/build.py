@@ -24,7 +24,6 @@ import shutil
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from triune_data.manifest import (
     Manifest,
     RecipeInfo,
     SourceCounts,
-    sha256_file,
     write_manifest,
 )
 from triune_data.materialize import MaterializeOptions
@@ -54,6 +52,7 @@ from triune_data.types import SCHEMA_VERSION
 from triune_data.writer import (
     REJECT_SCHEMA,
     ShardSeries,
+    ShardSeriesSet,
     concat_parquet,
     final_shard_names,
     rejects_table,
@@ -97,8 +96,10 @@ class _Build:
         out_cfg = loaded.recipe.output
         self.cap = int(out_cfg.shard_size_mb * 1024 * 1024)
         self.row_group = int(out_cfg.row_group_mb * 1024 * 1024)
-        self.series: dict[tuple[str, str], ShardSeries] = {}
-        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
+        # A shard is flushed while open and hashed once closed, on the set's background thread.
+        self.shards = ShardSeriesSet(self.work, self.schema, self.cap, self.row_group, flush=_flush)
+        self.series, self.hasher = self.shards.series, self.shards.hasher
+        self._series, self.series_by_key = self.shards.get, self.shards.by_key
         self.reject_rows: list[RejectRow] = []
         self.reject_parts: list[str] = []
         self.rejects_upto = 0
@@ -117,7 +118,7 @@ class _Build:
             "recipe_hash": self.loaded.hash,
             "chunk_size": CHUNK_SIZE,
             "schema_version": SCHEMA_VERSION,
-            "series": {s.key: s.state() for s in self.series.values()},
+            "series": self.shards.state(),
             "rejects": {"parts": self.reject_parts, "committed_upto": self.rejects_upto},
         }
 
@@ -135,41 +136,11 @@ class _Build:
             raise DatasetError(
                 f"{self.out}: the interrupted build used a different recipe; rebuild without --resume"
             )
-        for key, st in state["series"].items():
-            source, split = key.split("/", 1)
-            s = self._series((source, split))
-            s.shards, s.committed_upto = st["shards"], st["committed_upto"]
+        self.shards.restore(state["series"])
         self.reject_parts = state["rejects"]["parts"]
         self.rejects_upto = state["rejects"]["committed_upto"]
         for tmp in self.work.rglob("*.tmp"):
             tmp.unlink()
-
-    def _series(self, key: tuple[str, str]) -> ShardSeries:
-        if key not in self.series:
-            self.series[key] = ShardSeries(
-                self.work,
-                key[0],
-                key[1],
-                self.schema,
-                self.cap,
-                self.row_group,
-                hasher=self._hash_later,
-                flusher=self._flush_later,
-            )
-        return self.series[key]
-
-    def series_by_key(self, key: str) -> ShardSeries:
-        source, split = key.split("/", 1)
-        return self.series[(source, split)]
-
-    def _flush_later(self, path: Path) -> None:
-        # The same background thread as the hashes; a shard renamed meanwhile is flushed by its commit.
-        self.hasher.submit(_flush, path)
-
-    def _hash_later(self, path: Path) -> Future[str]:
-        # Hashing a closed shard (hot in the page cache) on its own thread keeps it off the
-        # writer's critical path; hashlib releases the GIL.
-        return self.hasher.submit(sha256_file, path)
 
     # -- writing --------------------------------------------------------------------------
     def _flush_rejects(self, upto: int) -> None:

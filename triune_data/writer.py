@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from triune_data import atomic
 from triune_data.errors import DatasetError
-from triune_data.manifest import FileEntry
+from triune_data.manifest import FileEntry, sha256_file
 from triune_data.rejects import RejectRow
 from triune_data.schema import record_schema, records_to_table
 
@@ -234,6 +234,58 @@ class ShardSeries:
 
     def state(self) -> dict[str, Any]:
         return {"shards": self.shards, "committed_upto": self.committed_upto}
+
+
+class ShardSeriesSet:
+    """The shard series of one output directory, one per (data_source, split), made on first use
+    and restored from a resumable state; closed shards are hashed (and, with `flush`, open ones
+    flushed) on one background thread, off the writer's critical path (hashlib releases the GIL).
+    `build-dataset` and `triune filter` both write through this."""
+
+    def __init__(
+        self,
+        work: Path,
+        schema: pa.Schema,
+        cap_bytes: int,
+        row_group_bytes: int,
+        *,
+        flush: Callable[[Path], object] | None = None,
+    ):
+        self.work, self.schema = work, schema
+        self.cap_bytes, self.row_group_bytes = cap_bytes, row_group_bytes
+        self.series: dict[tuple[str, str], ShardSeries] = {}
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
+        self._flush = flush
+
+    def get(self, key: tuple[str, str]) -> ShardSeries:
+        if key not in self.series:
+            flush = self._flush
+            self.series[key] = ShardSeries(
+                self.work,
+                key[0],
+                key[1],
+                self.schema,
+                self.cap_bytes,
+                self.row_group_bytes,
+                hasher=lambda path: self.hasher.submit(sha256_file, path),
+                flusher=None if flush is None else (lambda path: self.hasher.submit(flush, path)),
+            )
+        return self.series[key]
+
+    def by_key(self, key: str) -> ShardSeries:
+        """The series of `"{data_source}/{split}"` (a key of `state()`)."""
+        source, split = key.split("/", 1)
+        return self.series[(source, split)]
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return {s.key: s.state() for s in self.series.values()}
+
+    def restore(self, state: dict[str, dict[str, Any]]) -> None:
+        """Take up the committed shards of an interrupted run (its `state()`)."""
+        for key, st in state.items():
+            source, split = key.split("/", 1)
+            s = self.get((source, split))
+            s.shards, s.committed_upto = st["shards"], st["committed_upto"]
 
 
 def final_shard_names(series_state: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ import pyarrow as pa
 from triune_data import atomic
 from triune_data.errors import DatasetError
 from triune_data.filters.base import POS
-from triune_data.manifest import sha256_file
-from triune_data.writer import ShardSeries, open_shard
+from triune_data.writer import ShardSeriesSet, open_shard
 
 WORK_DIR = ".work"
 COPY = "_copy"  # 0 for a parent row, k for its k-th extra copy (id `{id}~{k}`)
@@ -44,9 +42,9 @@ class ShardWriter:
         self.out, self.work = out, out / WORK_DIR
         self.schema, self.cap, self.row_group = schema, cap, row_group
         self.state_key = state_key
-        self.series: dict[tuple[str, str], ShardSeries] = {}
-        # A committed shard is hashed on its own thread (hot in the page cache), off the write path.
-        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="triune-sha256")
+        self.shards = ShardSeriesSet(self.work, schema, cap, row_group)
+        self.series, self.hasher = self.shards.series, self.shards.hasher
+        self.get, self.series_by_key = self.shards.get, self.shards.by_key
         self.lock = threading.Lock()
         if resume and (self.work / "state.json").exists():
             self._load_state()
@@ -56,7 +54,7 @@ class ShardWriter:
             self._save_state()
 
     def _state(self) -> dict[str, Any]:
-        return {**self.state_key, "series": {s.key: s.state() for s in self.series.values()}}
+        return {**self.state_key, "series": self.shards.state()}
 
     def _save_state(self) -> None:
         atomic.write_json(self.work / "state.json", self._state())
@@ -72,25 +70,9 @@ class ShardWriter:
             raise DatasetError(
                 f"{self.out}: the interrupted run used another parent, recipe or mode; rerun without --resume"
             )
-        for key, st in state["series"].items():
-            source, split = key.split("/", 1)
-            s = self.get((source, split))
-            s.shards, s.committed_upto = st["shards"], st["committed_upto"]
+        self.shards.restore(state["series"])
         for tmp in self.work.rglob("*.tmp"):
             tmp.unlink()
-
-    def get(self, key: tuple[str, str]) -> ShardSeries:
-        if key not in self.series:
-            self.series[key] = ShardSeries(
-                self.work,
-                key[0],
-                key[1],
-                self.schema,
-                self.cap,
-                self.row_group,
-                hasher=lambda path: self.hasher.submit(sha256_file, path),
-            )
-        return self.series[key]
 
     def add(self, key: tuple[str, str], file_index: int, table: pa.Table) -> None:
         """Add parent file `file_index`'s rows to series `key` (called from several threads, one per
@@ -125,10 +107,6 @@ class ShardWriter:
         """The sha256 of committed shard `name` if this run wrote it (a resumed run hashes the rest)."""
         future = self.series_by_key(key).digests.get(name)
         return None if future is None else future.result()
-
-    def series_by_key(self, key: str) -> ShardSeries:
-        source, split = key.split("/", 1)
-        return self.series[(source, split)]
 
 
 def shard_table(path: Path, kept: pl.DataFrame, updated: set[str], schema: pa.Schema) -> pa.Table:
