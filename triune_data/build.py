@@ -105,11 +105,9 @@ class _Build:
         self.rejects_upto = 0
         self.read: Counter = Counter()  # records read per data_source (including skipped ones)
         self.bytes_written = self.kept = self.rejected = 0  # progress only
-        if resume and (self.work / "state.json").exists():
+        if outdir.fresh_work(self.work, resume=resume):
             self._load_state()
         else:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work.mkdir(parents=True)
             self._save_state()
 
     # -- state ----------------------------------------------------------------------------
@@ -123,19 +121,15 @@ class _Build:
         }
 
     def _save_state(self) -> None:
-        atomic.write_json(self.work / "state.json", self._state())
+        outdir.save_state(self.work, self._state())
 
     def _load_state(self) -> None:
-        try:
-            state = json.loads((self.work / "state.json").read_text())
-        except (ValueError, UnicodeDecodeError):
-            raise DatasetError(
-                f"{self.out}: the interrupted build's state is unreadable; rebuild with --overwrite"
-            ) from None
-        if state.get("recipe_hash") != self.loaded.hash or state.get("chunk_size") != CHUNK_SIZE:
-            raise DatasetError(
-                f"{self.out}: the interrupted build used a different recipe; rebuild without --resume"
-            )
+        state = outdir.load_state(
+            self.work,
+            self.out,
+            expected={"recipe_hash": self.loaded.hash, "chunk_size": CHUNK_SIZE},
+            mismatch="the interrupted build used a different recipe",
+        )
         self.shards.restore(state["series"])
         self.reject_parts = state["rejects"]["parts"]
         self.rejects_upto = state["rejects"]["committed_upto"]

@@ -7,6 +7,8 @@
 - Exclusion: `MARKER` is also the lock file. A build holds an exclusive `flock` on it while it
   runs; a second build on the same directory fails at once, in one line. The kernel drops the
   lock when the process dies, however it dies.
+- Run state: an interrupted run keeps what it committed in `.work/state.json` (`save_state`,
+  `load_state`), so `--resume` continues where it stopped, and only with the same inputs.
 - Write errors: a file in the way, a read-only directory, a full disk become one `DatasetError`
   line naming the path; a build stopped by a full disk resumes with `--resume`.
 """
@@ -16,16 +18,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from triune_data import atomic
 from triune_data.errors import DatasetError
 
 MARKER = ".triune-build"
 _MARKER_TEXT = b"This directory is written by triune (`build-dataset`, `filter`); a running one holds a lock on this file.\n"
 _OWNED_BY = (MARKER, "manifest.json")
+STATE = "state.json"
 
 
 def is_build_dir(out: Path) -> bool:
@@ -98,6 +104,33 @@ def _clear(out: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def fresh_work(work: Path, *, resume: bool) -> bool:
+    """Whether `work` holds an interrupted run's state to resume; otherwise it is emptied."""
+    if resume and (work / STATE).exists():
+        return True
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return False
+
+
+def save_state(work: Path, state: Mapping[str, Any]) -> None:
+    atomic.write_json(work / STATE, dict(state))
+
+
+def load_state(work: Path, out: Path, *, expected: Mapping[str, Any], mismatch: str) -> dict[str, Any]:
+    """The interrupted run's state in `work`; one line when it is unreadable or its `expected`
+    keys differ (then `mismatch` says what the user changed)."""
+    try:
+        state = json.loads((work / STATE).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise DatasetError(
+            f"{out}: the interrupted run's state is unreadable; rerun with --overwrite"
+        ) from None
+    if not isinstance(state, dict) or any(state.get(k) != v for k, v in expected.items()):
+        raise DatasetError(f"{out}: {mismatch}; rerun without --resume")
+    return state
 
 
 def release(fd: int) -> None:

@@ -8,8 +8,6 @@ the same way (row groups, size cap, atomic publish, hashes off the write path).
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from triune_data import atomic
-from triune_data.errors import DatasetError
+from triune_data import outdir
 from triune_data.filters.base import POS
 from triune_data.writer import ShardSeriesSet, open_shard
 
@@ -46,30 +43,24 @@ class ShardWriter:
         self.series, self.hasher = self.shards.series, self.shards.hasher
         self.get, self.series_by_key = self.shards.get, self.shards.by_key
         self.lock = threading.Lock()
-        if resume and (self.work / "state.json").exists():
+        if outdir.fresh_work(self.work, resume=resume):
             self._load_state()
         else:
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.work.mkdir(parents=True)
             self._save_state()
 
     def _state(self) -> dict[str, Any]:
         return {**self.state_key, "series": self.shards.state()}
 
     def _save_state(self) -> None:
-        atomic.write_json(self.work / "state.json", self._state())
+        outdir.save_state(self.work, self._state())
 
     def _load_state(self) -> None:
-        try:
-            state = json.loads((self.work / "state.json").read_text())
-        except (ValueError, UnicodeDecodeError):
-            raise DatasetError(
-                f"{self.out}: the interrupted run's state is unreadable; rerun with --overwrite"
-            ) from None
-        if {k: state.get(k) for k in self.state_key} != self.state_key:
-            raise DatasetError(
-                f"{self.out}: the interrupted run used another parent, recipe or mode; rerun without --resume"
-            )
+        state = outdir.load_state(
+            self.work,
+            self.out,
+            expected=self.state_key,
+            mismatch="the interrupted run used another parent, recipe or mode",
+        )
         self.shards.restore(state["series"])
         for tmp in self.work.rglob("*.tmp"):
             tmp.unlink()
