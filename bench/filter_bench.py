@@ -4,14 +4,18 @@
 
 Generates `--rows` metadata rows as a triune dataset (images referenced by path, no bytes; shards
 written with the sample Arrow schema and a manifest, 8 data_sources over the 8 tasks), then runs,
-each in a child process of its own that times itself and reports its peak RSS, alternated
-`--repeat` times (the best run of each counts: the machines are shared and noisy):
+each in a child process of its own that times itself and reports its peak RSS and CPU seconds,
+alternated `--repeat` times (the best run of each counts: the machines are shared and noisy):
 
-(a) `filter_dataset` with the stages of `--recipe` (default: `RECIPE` below, V-Triune's
-    model-free rule filters and exact dedup, then the mixing filters, all registered ones);
-(b) the limit: `pl.scan_parquet(the same shards).filter(<one trivial predicate>).sink_parquet`.
+(a)  `filter_dataset` with V-Triune's model-free rule filters and exact dedup (`RULES` below: what
+     the issue measures), or with `--recipe`;
+(a+) the same plus the mixing filters (a per-source cap, the puzzle duplication, sample weights);
+(a0) the floor of the design: one stage that drops nothing, so all that is timed is what every
+     run pays: the parent opened and checked, its metadata loaded, each shard read, masked and
+     written through the build's writer, rejects, card and manifest;
+(b)  the limit: `pl.scan_parquet(the same shards).filter(<one trivial predicate>).sink_parquet`.
 
-Reported: rows/s of each, the ratio (a)/(b) and each one's peak RSS.
+Reported: rows/s of each, the ratios to (b) and each one's peak RSS and CPU seconds.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ SHARD_ROWS = 125_000
 # `prompt_tokens` (needs a tokenizer, which a bench must not download) and `gold_verifies` (bound
 # by math-verify at about 400 rows/s: a separate, model-free but parser-bound stage).
 
-RECIPE = """\
+RULES = """\
 name: bench
 seed: 0
 stages:
@@ -63,18 +67,28 @@ stages:
   - filter: ocr_verifiable
   - filter: image_size
   - filter: exact_dedup
+"""
+MIXING = """\
   - filter: source_cap
     max_rows: 1000000000
   - filter: duplicate
   - filter: sample_weight
     weight: 1.0
 """
+FLOOR = """\
+name: floor
+seed: 0
+stages:
+  - filter: answer_chars
+    max_chars: 1000000
+"""
+RECIPES = {"filter": RULES, "filter+mixing": RULES + MIXING, "floor": FLOOR}
 
 
-def default_recipe(tmp: Path) -> LoadedFilterRecipe:
-    path = tmp / "bench.yaml"
+def bench_recipe(tmp: Path, name: str) -> LoadedFilterRecipe:
+    path = tmp / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(RECIPE)
+    path.write_text(RECIPES[name])
     return load_filter_recipe(path)
 
 
@@ -259,26 +273,26 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_filter(src: str, out: str, recipe: str | None, q: Any) -> None:
+def run_filter(src: str, out: str, name: str, recipe: str | None, q: Any) -> None:
     from triune_data.filters.run import filter_dataset
 
-    loaded = load_filter_recipe(recipe) if recipe else default_recipe(Path(out).parent)
-    t = time.perf_counter()
+    loaded = load_filter_recipe(recipe) if recipe else bench_recipe(Path(out).parent, name)
+    t, cpu = time.perf_counter(), time.process_time()
     report = filter_dataset(src, loaded, out, overwrite=True)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     kept = sum(c.kept for c in report.sources.values())
-    q.put({"seconds": seconds, "kept": kept, "peak_mb": _peak_mb()})
+    q.put({"seconds": seconds, "cpu_s": cpu, "kept": kept, "peak_mb": _peak_mb()})
 
 
 def run_limit(files: list[str], out: str, q: Any) -> None:
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     Path(out).mkdir(parents=True, exist_ok=True)
     pl.scan_parquet(files).filter(pl.col("answer").str.len_chars() <= 20).sink_parquet(
         Path(out) / "all.parquet"
     )
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     kept = pl.scan_parquet(Path(out) / "all.parquet").select(pl.len()).collect().item()
-    q.put({"seconds": seconds, "kept": kept, "peak_mb": _peak_mb()})
+    q.put({"seconds": seconds, "cpu_s": cpu, "kept": kept, "peak_mb": _peak_mb()})
 
 
 def child(target: Any, *args: Any) -> dict[str, Any]:
@@ -294,7 +308,10 @@ def child(target: Any, *args: Any) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--recipe", help="A filter recipe to run as (a) (default: RECIPE above).")
+    ap.add_argument(
+        "--recipe",
+        help="A filter recipe to run as (a) (default: RULES above, with the (a+) and (a0) variants).",
+    )
     ap.add_argument(
         "--repeat", type=int, default=3, help="Runs of each variant, alternated; the best counts."
     )
@@ -308,9 +325,12 @@ def main() -> None:
         print(
             f"generated {args.rows:,} rows in {len(files)} shards, {size / 1e6:.0f} MB, {time.perf_counter() - t:.1f} s"
         )
-        runs: dict[str, list[dict[str, Any]]] = {"filter": [], "limit": []}
-        for _ in range(args.repeat):  # alternated, so that a noisy neighbour hits both alike
-            runs["filter"].append(child(run_filter, str(tmp / "src"), str(tmp / "a"), args.recipe))
+        variants = ["filter"] if args.recipe else ["filter", "filter+mixing", "floor"]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in [*variants, "limit"]}
+        for _ in range(args.repeat):  # alternated, so that a noisy neighbour hits all alike
+            for name in variants:
+                out = str(tmp / name)
+                runs[name].append(child(run_filter, str(tmp / "src"), out, name, args.recipe))
             runs["limit"].append(child(run_limit, [str(f) for f in files], str(tmp / "b")))
         best = {}
         for name, results in runs.items():
@@ -320,11 +340,13 @@ def main() -> None:
             r["peak_mb"] = max(x["peak_mb"] for x in results)
             best[name] = r
             print(
-                f"{name:>7}: {r['seconds']:6.2f} s (best of {args.repeat}: {r['every_run_s']})  "
-                f"{r['rows_per_s']:>10,.0f} rows/s  kept {r['kept']:,}  peak RSS {r['peak_mb']:,.0f} MB"
+                f"{name:>13}: {r['seconds']:6.2f} s (best of {args.repeat}: {r['every_run_s']})  "
+                f"{r['rows_per_s']:>10,.0f} rows/s  cpu {r['cpu_s']:5.2f} s  kept {r['kept']:,}  "
+                f"peak RSS {r['peak_mb']:,.0f} MB"
             )
-        ratio = best["filter"]["rows_per_s"] / best["limit"]["rows_per_s"]
-        print(f"ratio filter/limit: {ratio:.2f} (target >= 0.5)")
+        for name in variants:
+            ratio = best[name]["rows_per_s"] / best["limit"]["rows_per_s"]
+            print(f"ratio {name}/limit: {ratio:.2f}" + (" (target >= 0.5)" if name == "filter" else ""))
         print(json.dumps(best))
     finally:
         if not args.tmp:
