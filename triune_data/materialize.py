@@ -106,13 +106,16 @@ def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, st
     )
 
 
-def _num(v: float) -> float | int:
-    return int(v) if v.is_integer() else round(v, 2)
-
-
 def boxes_answer(boxes: list[Box]) -> str:
-    """Qwen-style answer text for boxes in the canonical frame (what an SFT target would be)."""
-    items = [{"bbox_2d": [_num(b.x1), _num(b.y1), _num(b.x2), _num(b.y2)], "label": b.label} for b in boxes]
+    """Qwen-style answer text for boxes in the canonical frame (what an SFT target would be):
+    a whole coordinate as an integer, any other rounded to two decimals."""
+    items = [
+        {
+            "bbox_2d": [int(v) if v.is_integer() else round(v, 2) for v in (b.x1, b.y1, b.x2, b.y2)],
+            "label": b.label,
+        }
+        for b in boxes
+    ]
     return orjson.dumps(items).decode()
 
 
@@ -122,6 +125,8 @@ def _check_text(draft: Draft) -> None:
     for t in texts:
         if not isinstance(t, str):
             raise _Rejected("invalid_text_encoding", f"expected text, got {type(t).__name__}")
+        if t.isascii():  # O(1) in CPython, and ASCII always encodes: skip building the bytes
+            continue
         try:
             t.encode("utf-8")
         except UnicodeEncodeError:
