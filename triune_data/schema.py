@@ -301,6 +301,8 @@ def _column(values: Sequence[Any], plan: _Plan) -> pa.Array:
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), child, type=plan.arrow_type)
     if plan.struct:
         mask = [v is None for v in values]
+        if mask and all(mask):  # a column of nulls (`difficulty` until `triune filter`): no children to walk
+            return pa.nulls(len(mask), plan.arrow_type)
         if any(mask):
             columns: list[Sequence[Any]] = [
                 [None if v is None else getattr(v, n) for v in values] for n in plan.names
