@@ -80,21 +80,21 @@ def _reject(draft: Draft, reason: RejectReason, detail: str) -> Reject:
 def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, stored: bool) -> Box:
     """The box in the canonical frame (pixels of the image as shown); `stored`: it was drawn on
     the stored pixels of an image with an EXIF orientation."""
+    x1, y1, x2, y2 = b.x1, b.y1, b.x2, b.y2
     try:
-        finite = math.isfinite(b.x1 + b.y1 + b.x2 + b.y2)  # NaN or inf anywhere makes the sum non-finite
+        finite = math.isfinite(x1 + y1 + x2 + y2)  # NaN or inf anywhere makes the sum non-finite
     except TypeError:
         finite = False
     if not finite:
-        raise _Rejected("invalid_box", f"non-finite coordinates {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r}")
+        raise _Rejected("invalid_box", f"non-finite coordinates {[x1, y1, x2, y2]!r} for {b.label!r}")
     width, height = info.width, info.height
-    box = (b.x1, b.y1, b.x2, b.y2)
     if stored and info.orientation != 1:
-        box = box_to_canonical(box, frame, image_size=info.stored_size)
+        box = box_to_canonical((x1, y1, x2, y2), frame, image_size=info.stored_size)
         x1, y1, x2, y2 = orient_box(box, info.orientation, stored_size=info.stored_size)
     elif frame == "pixel":  # already the canonical frame (COCO, ODVG, RefCOCO): no conversion
-        x1, y1, x2, y2 = float(b.x1), float(b.y1), float(b.x2), float(b.y2)
+        x1, y1, x2, y2 = float(x1), float(y1), float(x2), float(y2)
     else:
-        x1, y1, x2, y2 = box_to_canonical(box, frame, image_size=(width, height))
+        x1, y1, x2, y2 = box_to_canonical((x1, y1, x2, y2), frame, image_size=(width, height))
     if not (x2 > x1 and y2 > y1):
         raise _Rejected("invalid_box", f"box {[b.x1, b.y1, b.x2, b.y2]!r} for {b.label!r} has no area")
     if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
