@@ -101,8 +101,13 @@ def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, st
         raise _Rejected("box_outside_image", f"box {[x1, y1, x2, y2]!r} outside {width}x{height}")
     if not b.label.strip():
         raise _Rejected("invalid_box", "box without a label")
+    # Clamped to the image, as max(x1, 0.0) and min(x2, width) would (without their argument parsing).
     return Box(
-        b.label, float(max(x1, 0.0)), float(max(y1, 0.0)), float(min(x2, width)), float(min(y2, height))
+        b.label,
+        0.0 if x1 < 0.0 else float(x1),
+        0.0 if y1 < 0.0 else float(y1),
+        float(width) if width < x2 else float(x2),
+        float(height) if height < y2 else float(y2),
     )
 
 
