@@ -184,6 +184,8 @@ class SourceContext:
         """Deterministic choice from `options` for this sample (seeded, order-independent)."""
         if not options:
             raise ValueError(f"empty prompt pool {pool!r}")
+        if len(options) == 1:  # what any digest would pick: no hashing
+            return options[0]
         # surrogatepass: an id with a lone surrogate still picks (the pipeline then rejects its text)
         key = f"{self.seed}\x1f{sample_id}\x1f{pool}".encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(key, digest_size=8).digest()
