@@ -242,6 +242,7 @@ class _Plan:
     fields: tuple[_Plan, ...] = ()
     arrow_fields: tuple[pa.Field, ...] = ()
     get: Callable[[Any], tuple[Any, ...]] | None = None  # a struct: all its field values at once
+    flat: bool = False  # a struct of scalars only: `pa.array` converts its field tuples directly
 
     @property
     def struct(self) -> bool:
@@ -262,12 +263,14 @@ def _struct_plan(cls: type, arrow_type: pa.DataType) -> _Plan:
     hints = _hints(cls)
     names = tuple(hints)
     getter = operator.attrgetter(*names) if len(names) > 1 else _one_getter(names[0])
+    fields = tuple(_plan(t) for t in hints.values())
     return _Plan(
         arrow_type,
         names=names,
-        fields=tuple(_plan(t) for t in hints.values()),
+        fields=fields,
         arrow_fields=tuple(arrow_type) if isinstance(arrow_type, pa.StructType) else (),
         get=getter,
+        flat=all(f.item is None and not f.struct for f in fields),
     )
 
 
@@ -303,6 +306,8 @@ def _column(values: Sequence[Any], plan: _Plan) -> pa.Array:
         mask = [v is None for v in values]
         if mask and all(mask):  # a column of nulls (`difficulty` until `triune filter`): no children to walk
             return pa.nulls(len(mask), plan.arrow_type)
+        if plan.flat and not any(mask):  # one conversion of (field, ...) tuples, not one per field
+            return pa.array(list(map(plan.get, values)), type=plan.arrow_type)  # type: ignore[arg-type]
         if any(mask):
             columns: list[Sequence[Any]] = [
                 [None if v is None else getattr(v, n) for v in values] for n in plan.names
