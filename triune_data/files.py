@@ -53,9 +53,10 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a file")
 
 
-def _open_fd(path: str | os.PathLike[str]) -> int:
+def _open_fd(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     """A read-only descriptor of `path` if it is a regular file (after symlinks), opened without
-    blocking; `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open`."""
+    blocking, and its stat; `NotRegularFile` for anything else, FileNotFoundError /
+    PermissionError as `open`."""
     if "\0" in os.fspath(path):
         raise NotRegularFile(errno.EINVAL, "the path holds a NUL byte", os.fspath(path).replace("\0", "\\0"))
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -67,14 +68,14 @@ def _open_fd(path: str | os.PathLike[str]) -> int:
         mode = os.stat(path).st_mode  # a socket, a device without a driver: still not a file
         raise NotRegularFile(errno.EINVAL, f"{_kind(mode)}, not a regular file", os.fspath(path)) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(errno.EINVAL, f"{_kind(mode)}, not a regular file", os.fspath(path))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, f"{_kind(st.st_mode)}, not a regular file", os.fspath(path))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
@@ -82,7 +83,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 
     Raises `NotRegularFile` for anything else, FileNotFoundError / PermissionError as `open` does.
     """
-    return os.fdopen(_open_fd(path), "rb")
+    return os.fdopen(_open_fd(path)[0], "rb")
 
 
 def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
@@ -92,9 +93,9 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     is there (a read of `max_bytes` would allocate all of it) and goes on only for a file that grew
     since, stopping one byte past the limit.
     """
-    fd = _open_fd(path)
+    fd, st = _open_fd(path)
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size  # the stat that found a regular file: one fstat per file
         total, parts = 0, []
         if size <= max_bytes:
             chunk = os.read(fd, size + 1)

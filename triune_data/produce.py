@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import itertools
 import multiprocessing
 import os
@@ -108,21 +107,24 @@ def _records(loaded: LoadedRecipe) -> Iterator[tuple[int, Draft | Reject]]:
             limit=entry.limit,
             images_outside_root=loaded.recipe.images.allow_outside_root,
         )
+        named: dict[str, str] = {}  # each source file its records name -> the name they get
         for rec in take(get_source(entry.adapter).read(opts, ctx), entry.limit):
-            if rec.file is not None and os.path.isabs(rec.file):
-                rec = _recipe_relative(rec, loaded.base_dir)
+            if rec.file is not None:
+                file = named.get(rec.file)
+                if file is None:
+                    file = named[rec.file] = _recipe_relative(rec.file, loaded.base_dir)
+                if file != rec.file:
+                    rec = _with_file(rec, file)
             yield i, rec
 
 
-@functools.lru_cache(maxsize=256)
-def _relative(file: str, base: str) -> str:
-    return os.path.relpath(file, base)
+def _recipe_relative(file: str, base: Path) -> str:
+    """A source file the recipe names by an absolute path, named relative to the recipe instead:
+    shards and rejects never hold an absolute local path."""
+    return os.path.relpath(file, base) if os.path.isabs(file) else file
 
 
-def _recipe_relative(rec: Draft | Reject, base: Path) -> Draft | Reject:
-    """A record whose source file the recipe names by an absolute path, named relative to the
-    recipe instead: shards and rejects never hold an absolute local path."""
-    file = _relative(rec.file, str(base)) if rec.file else rec.file
+def _with_file(rec: Draft | Reject, file: str) -> Draft | Reject:
     if isinstance(rec, Reject):
         return dataclasses.replace(rec, file=file)
     rec.file = file

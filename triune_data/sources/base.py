@@ -22,6 +22,7 @@ Rules every adapter keeps:
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from triune_data import safe_json
 from triune_data.coords import Frame
+from triune_data.errors import RecipeError
 from triune_data.files import FileTooLarge, open_regular, read_regular
 from triune_data.images import MAX_IMAGE_BYTES
 from triune_data.rejects import RejectReason
@@ -182,6 +184,8 @@ class SourceContext:
         """Deterministic choice from `options` for this sample (seeded, order-independent)."""
         if not options:
             raise ValueError(f"empty prompt pool {pool!r}")
+        if len(options) == 1:  # what any digest would pick: no hashing
+            return options[0]
         # surrogatepass: an id with a lone surrogate still picks (the pipeline then rejects its text)
         key = f"{self.seed}\x1f{sample_id}\x1f{pool}".encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(key, digest_size=8).digest()
@@ -196,14 +200,13 @@ class SourceContext:
 
     def prompt(self, pool_name: str, sample_id: str, *, num_images: int = 1, **fields: Any) -> list[Message]:
         """Render the user turn from the recipe's pool `pool_name`, filling `{field}` slots."""
-        from triune_data.errors import RecipeError
-
         pool = self.prompts.get(pool_name)
         if pool is None:
             raise RecipeError(
                 f"{self.data_source}: the recipe has no prompt pool {pool_name!r} (see `prompts:`)"
             )
-        template = self.pick(sample_id, f"{pool_name}.template", pool.templates)
+        template_key, suffix_keys = _pick_keys(pool_name, len(pool.suffixes))
+        template = self.pick(sample_id, template_key, pool.templates)
         try:
             text = template.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
@@ -211,11 +214,15 @@ class SourceContext:
                 f"prompt pool {pool_name!r}: template {template[:60]!r} uses a slot the adapter does not fill "
                 f"({exc}); available: {', '.join(sorted(fields))}"
             ) from None
-        parts = [text] + [
-            self.pick(sample_id, f"{pool_name}.suffix{i}", s) for i, s in enumerate(pool.suffixes)
-        ]
-        body = pool.joiner.join(p for p in parts if p)
+        parts = [text] + [self.pick(sample_id, k, s) for k, s in zip(suffix_keys, pool.suffixes, strict=True)]
+        body = pool.joiner.join([p for p in parts if p])
         return [Message(role="user", content=pool.image_prefix * num_images + body)]
+
+
+@functools.lru_cache(maxsize=256)
+def _pick_keys(pool_name: str, suffixes: int) -> tuple[str, tuple[str, ...]]:
+    """The `pick` keys of a pool's template and suffixes (made once, not per sample)."""
+    return f"{pool_name}.template", tuple(f"{pool_name}.suffix{i}" for i in range(suffixes))
 
 
 ReadFn: TypeAlias = Callable[[Any, SourceContext], Iterator[Draft | Reject]]

@@ -49,12 +49,12 @@ from triune_data.sources.base import (
     streams,
 )
 from triune_data.sources.common.fields import BadRecord, coords, image_file, number, text
-from triune_data.sources.common.ids import own_id
+from triune_data.sources.common.ids import is_own_id
 
 
 def _key(value: Any) -> int | str | None:
     """An id as COCO joins on it (its own type kept), or None when it is no id (`own_id`'s rule)."""
-    return value if own_id(value) is not None else None
+    return value if is_own_id(value) else None
 
 
 _INTEGER = re.compile(r"\s*[-+]?\d+\s*")
@@ -144,6 +144,8 @@ def read_coco(opts: CocoOptions, ctx: SourceContext) -> Iterator[Draft | Reject]
     unkeyed_spellings = Counter(_spelling(ann.get("image_id")) for _, ann in unkeyed if isinstance(ann, dict))
 
     def partial(iid: int | str) -> BadRecord | None:
+        if type(iid) is int and not index.text_keys and not unkeyed_spellings:
+            return None  # the other spellings of an integer id are text: the index holds none
         strays = {repr(k): len(index.get(k)) for k in _other_spellings(iid) if index.get(k)}
         if unkeyed_spellings[_spelling(iid)]:
             strays["a float"] = unkeyed_spellings[_spelling(iid)]
@@ -224,9 +226,12 @@ class _AnnotationIndex:
 
     def __init__(self) -> None:
         self._by_image: dict[int | str, bytearray | list[_Ann]] = {}
+        self.text_keys = False  # does any image id come as text?
 
     def add(self, iid: int | str, ann: _Ann) -> None:
         entry = self._by_image.get(iid)
+        if entry is None and type(iid) is not int:
+            self.text_keys = True
         packed = _pack(ann) if entry is None or type(entry) is bytearray else None
         if packed is not None:
             if entry is None:

@@ -387,9 +387,16 @@ def register_verifier(
     return wrap
 
 
+_loaded = False
+
+
 def _ensure_loaded() -> None:
-    # Importing the package registers every verifier module in it.
-    import triune_data.verifiers  # noqa: F401
+    # Importing the package registers every verifier module in it (once: lookups run per sample).
+    global _loaded
+    if not _loaded:
+        import triune_data.verifiers  # noqa: F401
+
+        _loaded = True
 
 
 def get_verifier(name: str) -> VerifierSpec:

@@ -24,6 +24,8 @@ def text(value: Any, what: str) -> str:
     """A non-empty string that encodes as UTF-8 (JSON escapes can carry lone surrogates)."""
     if not isinstance(value, str) or not value.strip():
         raise BadRecord("malformed_record", f"{what} is missing or not text: {str(value)[:60]!r}")
+    if value.isascii():  # ASCII always encodes
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -76,7 +78,7 @@ def image_file(root: Path, name: Any, *, ctx: SourceContext) -> ImageFile:
     name = text(name, "image file name")
     if "\0" in name:
         raise BadRecord("malformed_record", f"image file name holds a NUL byte: {name[:60]!r}")
-    rel = posixpath.normpath(name)
+    rel = posixpath.normpath(name) if "/" in name else name  # a bare file name is its own normal form
     outside = posixpath.isabs(rel) or rel == ".." or rel.startswith("../")
     if outside and not ctx.images_outside_root:
         where = os.path.relpath(root, ctx.base_dir)

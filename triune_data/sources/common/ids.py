@@ -22,11 +22,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def is_own_id(value: Any) -> bool:
+    """Is `value` a record id (`own_id` is not None), without making its text?"""
+    return type(value) is int or (isinstance(value, str) and not value.isspace() and value != "")
+
+
 def own_id(value: Any) -> str | None:
     """`value` as a record id, or None when it is no id (see the module docstring)."""
-    if type(value) is int or (isinstance(value, str) and value.strip()):
-        return str(value)
-    return None
+    return str(value) if is_own_id(value) else None
 
 
 def record_id(record: Any, keys: Sequence[str], *, position: str) -> str:
