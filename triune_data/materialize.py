@@ -111,32 +111,12 @@ def _canonical_box(b: DraftBox, frame: Frame, info: ImageInfo, tol: float, *, st
     )
 
 
-def round2(v: float) -> float:
-    """`round(v, 2)`, the same float, mostly without its decimal round trip (CPython formats the
-    number with snprintf and parses it back: the costliest step of a detection sample's materialize).
-
-    `k = round(v * 100)` is the right number of hundredths unless the exact 100·v lies across a
-    half-way point from the float product, which is within 2**-52 of it relative; so k is used
-    only farther from one, and `k / 100` (an int divided by an int: correctly rounded) is then the
-    float nearest k hundredths, as `round` gives. Ties, zero (its sign), huge numbers: `round`.
-
-    >>> [round2(x) for x in (2.675, 0.125, 1.005, -3.14159, 123.456)]
-    [2.67, 0.12, 1.0, -3.14, 123.46]
-    """
-    p = v * 100.0
-    if abs(p) < 2.0**52:
-        k = round(p)
-        if k and 0.5 - abs(p - k) > abs(p) * 2.0**-50:
-            return k / 100
-    return round(v, 2)
-
-
 def boxes_answer(boxes: list[Box]) -> str:
     """Qwen-style answer text for boxes in the canonical frame (what an SFT target would be):
     a whole coordinate as an integer, any other rounded to two decimals."""
     items = [
         {
-            "bbox_2d": [int(v) if v.is_integer() else round2(v) for v in (b.x1, b.y1, b.x2, b.y2)],
+            "bbox_2d": [int(v) if v.is_integer() else round(v, 2) for v in (b.x1, b.y1, b.x2, b.y2)],
             "label": b.label,
         }
         for b in boxes
